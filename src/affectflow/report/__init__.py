@@ -1,0 +1,1 @@
+"""affectflow.report."""
