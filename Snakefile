@@ -1,0 +1,23 @@
+# affectflow: raw recordings of people speaking → features → multi-task affect models.
+# Usage: snakemake --cores 2 [--configfile other.yaml]; snakemake --report results/report.html
+# Layout: workflow/rules/<stage>.smk hold thin rules calling affectflow (src/affectflow/<stage>/).
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/media.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

@@ -1,0 +1,132 @@
+"""Command line of the pipeline stages; the Snakemake rules call these (`python -m affectflow`).
+
+Each subcommand is a thin wrapper: parse arguments, call the stage function, log what happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger("affectflow")
+
+
+def _json(text: str) -> dict:
+    return json.loads(text) if text else {}
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from affectflow.demo.corpus import build_demo_corpus
+
+    generator = _json(args.generator)
+    generator.pop("kind", None)
+    manifest = build_demo_corpus(Path(args.out), **generator)
+    log.info("demo corpus written: %s", manifest)
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from affectflow.ingest.run import ingest_corpus
+
+    accepted, rejected = ingest_corpus(args.source, args.manifest_out, args.rejected_out, args.corpus,
+                                       args.shards, _json(args.labels), args.media_root or None,
+                                       args.default_split or None)
+    log.info("ingest %s: %d accepted, %d rejection records", args.corpus, accepted, rejected)
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from affectflow.features.runner import run_extractor_shard
+
+    stats = run_extractor_shard(args.manifest, args.shard, args.extractor, _json(args.params),
+                                args.output, args.cache or None, args.audio_store, args.corpus)
+    for utt_id, reason in stats.rejected.items():
+        log.info("rejected %s: %s", utt_id, reason)
+    print(stats.to_line(), flush=True)
+
+
+def cmd_rejected(args: argparse.Namespace) -> None:
+    from affectflow.report.tables import collect_rejected
+
+    frame = collect_rejected(args.ingest, args.stores, args.output)
+    log.info("%d rejection records in %s", len(frame), args.output)
+
+
+def cmd_assemble(args: argparse.Namespace) -> None:
+    from affectflow.train.dataset import assemble_dataset
+
+    modalities = _json(args.modalities)
+    stores = {m: str(Path(args.corpus_dir) / "features" / extractor) for m, extractor in modalities.items()}
+    counts = assemble_dataset(args.manifest, stores, _json(args.labels), _json(args.tasks), args.output,
+                              args.max_steps)
+    log.info("dataset %s: %s", args.output, counts)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from affectflow.train.run import train_to_files
+
+    train_to_files(args.dataset, args.model, args.seed, _json(args.tasks), _json(args.hparams),
+                   args.device, args.result, args.weights)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from affectflow.report.figures import evaluate_runs
+
+    evaluate_runs(args.results, args.metrics, args.figures)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from affectflow.report.tables import write_report_tables
+
+    write_report_tables(args.corpus, args.metrics, args.rejected, args.manifest, args.figures_in,
+                        args.metrics_html, args.rejected_html, args.figures_out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="affectflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, tuple[Callable, list[tuple[str, dict]]]] = {
+        "demo": (cmd_demo, [("--out", {"required": True}), ("--generator", {"default": "{}"})]),
+        "ingest": (cmd_ingest, [("--source", {"required": True}), ("--corpus", {"required": True}),
+                                ("--shards", {"type": int, "default": 8}), ("--labels", {"default": "{}"}),
+                                ("--media-root", {"default": ""}), ("--default-split", {"default": ""}),
+                                ("--manifest-out", {"required": True}),
+                                ("--rejected-out", {"required": True})]),
+        "extract": (cmd_extract, [("--extractor", {"required": True}), ("--corpus", {"default": ""}),
+                                  ("--manifest", {"required": True}),
+                                  ("--shard", {"type": int, "required": True}),
+                                  ("--params", {"default": "{}"}), ("--output", {"required": True}),
+                                  ("--cache", {"default": ""}), ("--audio-store", {"default": None})]),
+        "rejected": (cmd_rejected, [("--ingest", {"required": True}), ("--stores", {"nargs": "*", "default": []}),
+                                    ("--output", {"required": True})]),
+        "assemble": (cmd_assemble, [("--manifest", {"required": True}), ("--corpus-dir", {"required": True}),
+                                    ("--modalities", {"required": True}), ("--labels", {"required": True}),
+                                    ("--tasks", {"required": True}), ("--max-steps", {"type": int, "default": 200}),
+                                    ("--output", {"required": True})]),
+        "train": (cmd_train, [("--dataset", {"required": True}), ("--model", {"required": True}),
+                              ("--seed", {"type": int, "required": True}), ("--tasks", {"required": True}),
+                              ("--hparams", {"default": "{}"}), ("--device", {"default": "auto"}),
+                              ("--result", {"required": True}), ("--weights", {"required": True})]),
+        "evaluate": (cmd_evaluate, [("--results", {"nargs": "+", "required": True}),
+                                    ("--metrics", {"required": True}), ("--figures", {"required": True})]),
+        "report": (cmd_report, [("--corpus", {"required": True}), ("--metrics", {"required": True}),
+                                ("--rejected", {"required": True}), ("--manifest", {"required": True}),
+                                ("--figures-in", {"required": True}), ("--metrics-html", {"required": True}),
+                                ("--rejected-html", {"required": True}), ("--figures-out", {"required": True})]),
+    }
+    for name, (function, options) in commands.items():
+        command = sub.add_parser(name)
+        for flag, kwargs in options:
+            command.add_argument(flag, **kwargs)
+        command.set_defaults(function=function)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    args.function(args)
+    return 0

@@ -1,0 +1,95 @@
+"""Acoustic extractors on the media-prep audio: openSMILE eGeMAPSv02 and 128-band log-mel.
+
+Both use the framing of the MMML paper's hand-crafted baselines: 60 ms windows every 20 ms.
+openSMILE computes eGeMAPS low-level descriptors at its standard 10 ms hop (pitch, jitter and
+shimmer on 60 ms windows, loudness and spectral descriptors on 20-25 ms windows); we average
+consecutive frames onto the configured step (20 ms by default) so every acoustic sequence in the
+store shares one time axis. The 88 eGeMAPS functionals are the pooled vector.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Mapping
+
+import numpy as np
+
+from affectflow.features.base import ExtractionError, FeatureResult, Utterance
+
+EGEMAPS_VERSION = "1"
+LOGMEL_VERSION = "1"
+
+
+def _require_audio(utt: Utterance) -> np.ndarray:
+    if utt.audio is None or len(utt.audio) == 0:
+        raise ExtractionError("no prepared audio for this utterance")
+    return utt.audio.reshape(-1)
+
+
+@lru_cache(maxsize=4)
+def _smile(feature_set: str, level: str):
+    import opensmile
+
+    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set),
+                           feature_level=getattr(opensmile.FeatureLevel, level))
+
+
+def _resample_steps(values: np.ndarray, times: np.ndarray, step_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Average frames into bins of `step_s` (frame times are centres); returns (values, centres)."""
+    bins = np.floor(times / step_s).astype(int)
+    n_bins = int(bins.max()) + 1 if len(bins) else 0
+    sums = np.zeros((n_bins, values.shape[1]), np.float64)
+    counts = np.zeros(n_bins, np.float64)
+    np.add.at(sums, bins, values)
+    np.add.at(counts, bins, 1)
+    keep = counts > 0
+    return (sums[keep] / counts[keep, None]).astype(np.float32), \
+        ((np.arange(n_bins)[keep] + 0.5) * step_s).astype(np.float32)
+
+
+def egemaps_names() -> list[str]:
+    """Names of the 25 eGeMAPSv02 low-level descriptors, in store column order."""
+    return list(_smile("eGeMAPSv02", "LowLevelDescriptors").feature_names)
+
+
+def extract_egemaps(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
+    """eGeMAPSv02 LLD sequence (T, 25) on a `step_s` grid, and the 88 functionals as pooled."""
+    samples = _require_audio(utt)
+    sample_rate = utt.sample_rate
+    lld = _smile("eGeMAPSv02", "LowLevelDescriptors").process_signal(samples, sample_rate)
+    if lld.empty:
+        raise ExtractionError("openSMILE produced no eGeMAPS frames (segment too short)")
+    starts = lld.index.get_level_values("start").total_seconds().to_numpy()
+    ends = lld.index.get_level_values("end").total_seconds().to_numpy()
+    values, times = _resample_steps(lld.to_numpy(np.float32), (starts + ends) / 2,
+                                    float(params.get("step_s", 0.02)))
+    functionals = _smile("eGeMAPSv02", "Functionals").process_signal(samples, sample_rate)
+    return FeatureResult(values=np.nan_to_num(values), times=times,
+                         pooled=np.nan_to_num(functionals.to_numpy(np.float32).reshape(-1)))
+
+
+@lru_cache(maxsize=4)
+def _mel_transform(sample_rate: int, n_mels: int, win: int, hop: int, n_fft: int):
+    import torchaudio
+
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate, n_fft=n_fft, win_length=win, hop_length=hop, n_mels=n_mels,
+        center=True, power=2.0)
+
+
+def extract_logmel(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
+    """Log-mel spectrogram (T, n_mels), 60 ms Hann windows every 20 ms; pooled = mean ‖ std."""
+    import torch
+
+    samples = _require_audio(utt)
+    sample_rate = utt.sample_rate
+    win = int(round(float(params.get("win_s", 0.06)) * sample_rate))
+    hop = int(round(float(params.get("hop_s", 0.02)) * sample_rate))
+    n_fft = 1 << (win - 1).bit_length()
+    transform = _mel_transform(sample_rate, int(params.get("n_mels", 128)), win, hop, n_fft)
+    with torch.no_grad():
+        mel = transform(torch.from_numpy(np.ascontiguousarray(samples)))
+    logmel = torch.log(mel + 1e-6).T.numpy()  # (T, n_mels)
+    times = (np.arange(len(logmel)) * hop / sample_rate).astype(np.float32)
+    pooled = np.concatenate([logmel.mean(axis=0), logmel.std(axis=0)])
+    return FeatureResult(values=logmel, times=times, pooled=pooled)

@@ -1,0 +1,56 @@
+"""The extractors the pipeline knows, by name; imported lazily so a job loads only its own."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from affectflow.features.base import FeatureResult, Utterance
+
+ExtractFunction = Callable[[Utterance, Mapping[str, Any]], FeatureResult]
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """How to run one extractor: where its function lives, its version, what input it needs."""
+
+    name: str
+    target: str  # "module:function"
+    version_attr: str  # "module:CONSTANT" holding the extractor's version string
+    needs_audio: bool  # reads the media-prep audio store rather than the media files
+    modality: str  # audio, text, video
+
+    def function(self) -> ExtractFunction:
+        module, name = self.target.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    @property
+    def version(self) -> str:
+        module, name = self.version_attr.split(":")
+        return str(getattr(importlib.import_module(module), name))
+
+
+EXTRACTORS: dict[str, ExtractorSpec] = {
+    spec.name: spec
+    for spec in (
+        ExtractorSpec("audio", "affectflow.media.audio:prepare_audio",
+                      "affectflow.media.audio:AUDIO_PREP_VERSION", False, "audio"),
+        ExtractorSpec("egemaps", "affectflow.features.acoustic:extract_egemaps",
+                      "affectflow.features.acoustic:EGEMAPS_VERSION", True, "audio"),
+        ExtractorSpec("logmel", "affectflow.features.acoustic:extract_logmel",
+                      "affectflow.features.acoustic:LOGMEL_VERSION", True, "audio"),
+        ExtractorSpec("text", "affectflow.features.text:extract_text",
+                      "affectflow.features.text:TEXT_VERSION", False, "text"),
+        ExtractorSpec("face", "affectflow.features.face:extract_face",
+                      "affectflow.features.face:FACE_EXTRACTOR_VERSION", False, "video"),
+    )
+}
+
+
+def get_extractor(name: str) -> ExtractorSpec:
+    """The spec for `name`, with a message listing the known ones otherwise."""
+    try:
+        return EXTRACTORS[name]
+    except KeyError:
+        raise KeyError(f"unknown extractor {name!r}; known: {', '.join(sorted(EXTRACTORS))}") from None

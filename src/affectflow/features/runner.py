@@ -1,0 +1,203 @@
+"""Run one extractor over one shard of a manifest, reusing every row that has not changed.
+
+A shard job rebuilds its partition file, but only the utterances whose inputs (media file
+signature, segment, transcript, upstream audio) or extractor parameters changed are computed
+again: the others are copied from the previous partition, kept as a hard link in the cache
+folder (no extra disk). So adding one utterance to a corpus makes each extractor process exactly
+one utterance. A failure of one utterance is recorded in its row (``ok=false``, ``reason``) and
+never stops the shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from affectflow.features.base import ExtractionError, Utterance
+from affectflow.features.registry import get_extractor
+from affectflow.features.store import METADATA_KEY, Provenance, StoreRow, read_provenance, rows_to_table
+
+STATS_PREFIX = "AFFECTFLOW_STATS "
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardStats:
+    """What a shard job did; printed to its log as one JSON line for benchmarks and reports."""
+
+    extractor: str
+    corpus: str
+    shard: int
+    rows: int = 0
+    processed: int = 0
+    reused: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_line(self) -> str:
+        return STATS_PREFIX + json.dumps(vars(self), sort_keys=True)
+
+
+def read_shard_rows(manifest: str | os.PathLike[str], shard: int) -> pd.DataFrame:
+    """The manifest rows of one shard."""
+    table = pq.read_table(manifest, filters=[("shard", "=", shard)])
+    return table.to_pandas()
+
+
+def row_fingerprint(row: Mapping[str, Any]) -> str:
+    """Hash of everything in a manifest row that an extractor's output can depend on."""
+    words = row.get("words")
+    payload = {
+        "audio_path": row.get("audio_path"), "video_path": row.get("video_path"),
+        "media_sig": row.get("media_sig"), "start_s": row.get("start_s"), "end_s": row.get("end_s"),
+        "transcript": row.get("transcript"),
+        "words": None if words is None or (isinstance(words, float)) else [dict(w) for w in words],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _signature(params_hash: str, fingerprint: str, upstream: str = "") -> str:
+    return hashlib.sha256(f"{params_hash}|{fingerprint}|{upstream}".encode()).hexdigest()[:20]
+
+
+def _load_audio_store(path: str | os.PathLike[str], utt_ids: list[str]) -> dict[str, tuple]:
+    """utt_id → (ok, reason, input_sig, samples) from a media-prep partition."""
+    table = pq.read_table(path, columns=["utt_id", "ok", "reason", "input_sig", "values"])
+    out: dict[str, tuple] = {}
+    wanted = set(utt_ids)
+    for i, utt_id in enumerate(table["utt_id"].to_pylist()):
+        if utt_id not in wanted:
+            continue
+        ok = table["ok"][i].as_py()
+        samples = None
+        if ok:
+            samples = table["values"][i].values.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        out[utt_id] = (ok, table["reason"][i].as_py(), table["input_sig"][i].as_py(), samples)
+    return out
+
+
+def _reusable_rows(cache: Path | None, params_hash: str, wanted: dict[str, str]) -> pa.Table | None:
+    """Rows of the cached partition whose input signature still matches."""
+    if cache is None or not cache.exists():
+        return None
+    try:
+        if read_provenance(cache).get("params_hash") != params_hash:
+            return None
+        table = pq.read_table(cache)
+    except (OSError, ValueError, pa.ArrowInvalid) as error:
+        log.warning("ignoring unreadable cache %s: %s", cache, error)
+        return None
+    sigs = table["input_sig"].to_pylist()
+    keep = [i for i, (u, s) in enumerate(zip(table["utt_id"].to_pylist(), sigs)) if wanted.get(u) == s]
+    return table.take(pa.array(keep, pa.int64())) if keep else None
+
+
+def _merge(reused: pa.Table | None, fresh: pa.Table | None) -> pa.Table:
+    """Stack reused and freshly computed rows, giving all-rejected fresh rows the reused schema."""
+    if reused is None:
+        assert fresh is not None
+        return fresh
+    if fresh is None:
+        return reused
+    if fresh.schema.remove_metadata() != reused.schema.remove_metadata():
+        if not any(fresh["ok"].to_pylist()):
+            fresh = pa.table({name: (fresh[name] if name in ("utt_id", "ok", "reason", "input_sig",
+                                                             "n_steps")
+                                     else pa.nulls(len(fresh), reused.schema.field(name).type))
+                              for name in reused.schema.names}, schema=reused.schema)
+        else:
+            reused = reused.cast(fresh.schema) if reused.schema.names == fresh.schema.names else reused
+    return pa.concat_tables([reused.replace_schema_metadata(None), fresh.replace_schema_metadata(None)],
+                            promote_options="permissive")
+
+
+def _link_into_cache(output: Path, cache: Path) -> None:
+    """Keep the new partition as the cache (hard link: no copy; copy where links fail)."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    try:
+        os.link(output, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(output, tmp)
+    os.replace(tmp, cache)
+
+
+def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor: str,
+                        params: Mapping[str, Any], output: str | os.PathLike[str],
+                        cache: str | os.PathLike[str] | None = None,
+                        audio_store: str | os.PathLike[str] | None = None,
+                        corpus: str = "") -> ShardStats:
+    """Compute `extractor` for the shard's utterances and write the partition `output`."""
+    started = time.perf_counter()
+    spec = get_extractor(extractor)
+    provenance = Provenance(extractor, spec.version, dict(params), corpus, shard)
+    rows = read_shard_rows(manifest, shard)
+    stats = ShardStats(extractor, corpus, shard, rows=len(rows))
+    utt_ids = rows["utt_id"].tolist()
+    audio = _load_audio_store(audio_store, utt_ids) if spec.needs_audio and audio_store else {}
+    signatures = {
+        u: _signature(provenance.params_hash, row_fingerprint(row),
+                      audio[u][2] if u in audio else "")
+        for u, row in zip(utt_ids, rows.to_dict("records"))
+    }
+    cache_path = Path(cache) if cache else None
+    reused = _reusable_rows(cache_path, provenance.params_hash, signatures)
+    reused_ids = set(reused["utt_id"].to_pylist()) if reused is not None else set()
+    function = spec.function()
+    fresh: list[StoreRow] = []
+    for row in rows.to_dict("records"):
+        utt_id = row["utt_id"]
+        if utt_id in reused_ids:
+            continue
+        out = StoreRow(utt_id, signatures[utt_id])
+        try:
+            samples = None
+            if spec.needs_audio:
+                if utt_id not in audio:
+                    raise ExtractionError("no entry in the media-prep audio store")
+                ok, reason, _, samples = audio[utt_id]
+                if not ok:
+                    raise ExtractionError(f"audio rejected at media prep: {reason}")
+            out.result = function(Utterance.from_row(row, audio=samples), params)
+            stats.processed += 1
+        except ExtractionError as error:
+            out.reason = error.reason
+            stats.processed += 1
+        except Exception as error:  # one broken clip must never sink a corpus
+            out.reason = f"{extractor} failed: {type(error).__name__}: {error}"
+            stats.processed += 1
+            log.error("utterance %s: %s\n%s", utt_id, out.reason, traceback.format_exc())
+        if out.reason:
+            log.warning("utterance %s rejected by %s: %s", utt_id, extractor, out.reason)
+        fresh.append(out)
+    fresh_table = rows_to_table(fresh, provenance) if fresh else None
+    table = _merge(reused, fresh_table) if (reused is not None or fresh) else \
+        rows_to_table([], provenance)
+    table = table.sort_by("utt_id").replace_schema_metadata({METADATA_KEY: provenance.to_json().encode()})
+    rejected = table.filter(pc.invert(table["ok"]))
+    stats.rejected = dict(zip(rejected["utt_id"].to_pylist(), rejected["reason"].to_pylist()))
+    stats.reused = len(reused_ids)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, output)
+    if cache_path is not None:
+        _link_into_cache(output, cache_path)
+    stats.seconds = round(time.perf_counter() - started, 3)
+    return stats

@@ -1,0 +1,67 @@
+"""The ingest stage: a source manifest in, a validated Parquet manifest and a rejected table out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from affectflow.ingest.manifest import REJECTED_COLUMNS, LabelSpec, read_table, validate_manifest
+
+log = logging.getLogger(__name__)
+
+WORDS_TYPE = pa.list_(pa.struct([("word", pa.string()), ("start_s", pa.float64()),
+                                 ("end_s", pa.float64())]))
+REJECTED_SCHEMA = pa.schema([("utt_id", pa.string()), ("stage", pa.string()), ("row", pa.int64()),
+                             ("field", pa.string()), ("reason", pa.string())])
+
+
+def label_specs(labels: Mapping[str, Mapping[str, Any]]) -> list[LabelSpec]:
+    """Label specs from the corpus config's `labels` mapping."""
+    return [LabelSpec.from_config(name, spec) for name, spec in labels.items()]
+
+
+def manifest_schema(labels: list[LabelSpec]) -> pa.Schema:
+    """Arrow schema of the validated manifest (fixed, so empty and full manifests agree)."""
+    fields = [("utt_id", pa.string()), ("dataset", pa.string()), ("speaker", pa.string()),
+              ("dialogue_id", pa.string()), ("turn", pa.int64()), ("audio_path", pa.string()),
+              ("video_path", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+              ("transcript", pa.string()), ("split", pa.string()), ("words", WORDS_TYPE),
+              ("media_sig", pa.string()), ("shard", pa.int64())]
+    fields += [(spec.name, pa.string() if spec.kind == "categorical" else pa.float64())
+               for spec in labels]
+    return pa.schema(fields)
+
+
+def write_rejected(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write a rejected table (utt_id, stage, row, field, reason)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame = frame.reindex(columns=REJECTED_COLUMNS)
+    frame["row"] = pd.to_numeric(frame["row"], errors="coerce").astype("Int64")
+    pq.write_table(pa.Table.from_pandas(frame, schema=REJECTED_SCHEMA, preserve_index=False), path)
+
+
+def ingest_corpus(source: str | os.PathLike[str], manifest_out: str | os.PathLike[str],
+                  rejected_out: str | os.PathLike[str], corpus: str, n_shards: int,
+                  labels: Mapping[str, Mapping[str, Any]], media_root: str | None = None,
+                  default_split: str | None = None) -> tuple[int, int]:
+    """Validate `source` and write the manifest and rejected tables; returns (accepted, rejected)."""
+    specs = label_specs(labels)
+    table = read_table(source)
+    manifest, rejected = validate_manifest(table, source, specs, corpus, n_shards, media_root,
+                                           default_split)
+    for reason in rejected["reason"]:
+        log.warning("rejected at ingest: %s", reason)
+    schema = manifest_schema(specs)
+    manifest = manifest.reindex(columns=schema.names)
+    Path(manifest_out).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(manifest, schema=schema, preserve_index=False), manifest_out)
+    write_rejected(rejected, rejected_out)
+    log.info("%s: %d utterances accepted, %d rows rejected", source, len(manifest),
+             rejected["row"].nunique() if len(rejected) else 0)
+    return len(manifest), len(rejected)

@@ -1,0 +1,46 @@
+"""The training stage: one (model, seed) run from an assembled dataset to result files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from affectflow.train.dataset import load_dataset
+from affectflow.train.loop import train_one_seed
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    """`auto` → CUDA when present, else CPU; anything else is passed to torch as is."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks: Mapping[str, Any],
+                   hparams: Mapping[str, Any], device: str, result_path: str | os.PathLike[str],
+                   weights_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train, evaluate on test, write the result JSON (metrics, curves, predictions) and weights."""
+    data = load_dataset(dataset)
+    device = resolve_device(device)
+    log.info("training %s seed %d on %s: %s", model, seed, device,
+             {s: d.n for s, d in data.splits.items()})
+    result = train_one_seed(data, model, tasks, hparams, seed, device)
+    record = result.to_dict()
+    record.update({"device": device, "emotion_classes": data.emotion_classes,
+                   "hparams": dict(hparams), "tasks": dict(tasks)})
+    Path(result_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(result_path, "w") as handle:
+        json.dump(record, handle)
+    torch.save({"state_dict": result.model.state_dict() if result.model else {},
+                "norm_stats": result.norm_stats, "model": model, "seed": seed,
+                "emotion_classes": data.emotion_classes, "hparams": dict(hparams),
+                "tasks": dict(tasks)}, weights_path)
+    log.info("test metrics: %s", json.dumps(result.test_metrics))
+    return record

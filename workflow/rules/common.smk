@@ -1,0 +1,89 @@
+# Shared helpers: config validation, paths, the manifest-derived shard lists and digests.
+import functools
+import hashlib
+import json
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+RESULTS = config["results_dir"]
+CACHE = config["cache_dir"]
+CORPORA = list(config["corpora"])
+EXTRACTORS = list(config.get("extractors", {}))
+AUDIO_EXTRACTORS = {"egemaps", "logmel"}
+MODELS = config["training"]["models"]
+SEEDS = config["training"]["seeds"]
+
+
+wildcard_constraints:
+    corpus="|".join(CORPORA),
+    shard=r"\d+",
+    seed=r"-?\d+",
+
+
+def res(family, key):
+    """A resource of a rule family from config (falls back to resources.default)."""
+    table = config.get("resources", {})
+    default = {"threads": 1, "mem_mb": 2000, "runtime": 60, "gpu": 0}
+    default.update(table.get("default", {}))
+    return table.get(family, {}).get(key, default[key])
+
+
+def as_json(value):
+    """Compact JSON for passing config sections to the command line."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def corpus_config(corpus):
+    return config["corpora"][corpus]
+
+
+def manifest_path(corpus):
+    return f"{RESULTS}/{corpus}/manifest.parquet"
+
+
+@functools.lru_cache(maxsize=16)
+def _manifest_shards(path, mtime_ns):
+    """shard → digest of its rows (what a shard job's output depends on), from the manifest."""
+    import pyarrow.parquet as pq
+    from affectflow.features.runner import row_fingerprint
+
+    table = pq.read_table(path).to_pandas()
+    digests = {}
+    for shard, rows in table.groupby("shard"):
+        hasher = hashlib.sha256()
+        for row in sorted(rows.to_dict("records"), key=lambda r: r["utt_id"]):
+            hasher.update(f"{row['utt_id']}={row_fingerprint(row)};".encode())
+        digests[int(shard)] = hasher.hexdigest()[:20]
+    return digests
+
+
+def shard_digests(corpus):
+    """Shard digests of a corpus, once its ingest checkpoint has run."""
+    path = checkpoints.ingest.get(corpus=corpus).output.manifest
+    return _manifest_shards(path, os.stat(path).st_mtime_ns)
+
+
+def shard_digest(wildcards):
+    """Params of a shard job: changes only when that shard's rows change."""
+    return shard_digests(wildcards.corpus).get(int(wildcards.shard), "empty")
+
+
+def store_files(corpus, extractor):
+    """All shard partitions of one (corpus, extractor) store."""
+    return [f"{RESULTS}/{corpus}/features/{extractor}/shard={shard}.parquet"
+            for shard in sorted(shard_digests(corpus))]
+
+
+def all_targets(wildcards):
+    targets = []
+    for corpus in CORPORA:
+        targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/rejected.parquet",
+                    f"{RESULTS}/{corpus}/report/metrics.html",
+                    f"{RESULTS}/{corpus}/report/rejected.html"]
+    return targets

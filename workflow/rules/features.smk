@@ -1,0 +1,51 @@
+# Feature extractors, one store per (corpus, extractor), one partition per shard.
+# Changing an extractor's parameters re-runs that extractor only (params are part of the job).
+
+
+def extractor_audio_input(wildcards):
+    if wildcards.extractor in AUDIO_EXTRACTORS:
+        return f"{RESULTS}/{wildcards.corpus}/features/audio/shard={wildcards.shard}.parquet"
+    return []
+
+
+rule extract:
+    input:
+        manifest=ancient(f"{RESULTS}/{{corpus}}/manifest.parquet"),
+        audio=extractor_audio_input,
+    output:
+        f"{RESULTS}/{{corpus}}/features/{{extractor}}/shard={{shard}}.parquet",
+    wildcard_constraints:
+        extractor="|".join(EXTRACTORS) if EXTRACTORS else "none",
+    params:
+        digest=shard_digest,
+        settings=lambda w: as_json(config["extractors"][w.extractor]),
+        cache=f"{CACHE}/{{corpus}}/{{extractor}}/shard={{shard}}.parquet",
+        audio_arg=lambda w, input: f"--audio-store {input.audio}" if input.audio else "",
+    log:
+        f"{RESULTS}/logs/{{corpus}}/{{extractor}}/shard={{shard}}.log",
+    threads: lambda w: res(f"extract_{w.extractor}", "threads")
+    resources:
+        mem_mb=lambda w: res(f"extract_{w.extractor}", "mem_mb"),
+        runtime=lambda w: res(f"extract_{w.extractor}", "runtime"),
+        gpu=lambda w: res(f"extract_{w.extractor}", "gpu"),
+    shell:
+        "python -m affectflow extract --extractor {wildcards.extractor} --corpus {wildcards.corpus}"
+        " --manifest {input.manifest} --shard {wildcards.shard} --params {params.settings:q}"
+        " --output {output} --cache {params.cache:q} {params.audio_arg} > {log} 2>&1"
+
+
+rule rejected:
+    input:
+        ingest=f"{RESULTS}/{{corpus}}/rejected/ingest.parquet",
+        stores=lambda w: [f for name in ["audio", *EXTRACTORS] for f in store_files(w.corpus, name)],
+    output:
+        f"{RESULTS}/{{corpus}}/rejected.parquet",
+    log:
+        f"{RESULTS}/logs/{{corpus}}/rejected.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "python -m affectflow rejected --ingest {input.ingest} --stores {input.stores}"
+        " --output {output} > {log} 2>&1"

@@ -1,0 +1,30 @@
+# Report assets: the metrics table, training curves and confusion matrices, the rejected table.
+# `snakemake --report results/report.html` bundles them with their captions (workflow/report/).
+
+
+rule report_tables:
+    input:
+        metrics=f"{RESULTS}/{{corpus}}/metrics.json",
+        rejected=f"{RESULTS}/{{corpus}}/rejected.parquet",
+        manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
+        figures=f"{RESULTS}/{{corpus}}/figures",
+    output:
+        metrics=report(f"{RESULTS}/{{corpus}}/report/metrics.html",
+                       caption="../report/metrics.rst", category="{corpus}", subcategory="Metrics"),
+        rejected=report(f"{RESULTS}/{{corpus}}/report/rejected.html",
+                        caption="../report/rejected.rst", category="{corpus}",
+                        subcategory="Rejected utterances"),
+        figures=report(directory(f"{RESULTS}/{{corpus}}/report/figures"), patterns=["{name}.png"],
+                       caption="../report/figures.rst", category="{corpus}",
+                       subcategory="Training curves and confusion matrices"),
+    log:
+        f"{RESULTS}/logs/{{corpus}}/report_tables.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "python -m affectflow report --corpus {wildcards.corpus} --metrics {input.metrics}"
+        " --rejected {input.rejected} --manifest {input.manifest} --figures-in {input.figures}"
+        " --metrics-html {output.metrics} --rejected-html {output.rejected}"
+        " --figures-out {output.figures} > {log} 2>&1"

@@ -1,0 +1,74 @@
+# Training: assemble the modality stores into one padded dataset, train each model × seed,
+# then aggregate metrics over seeds (mean ± std).
+
+
+def modality_stores(wildcards):
+    return {modality: store_files(wildcards.corpus, extractor)
+            for modality, extractor in config["training"]["modalities"].items()}
+
+
+rule assemble_dataset:
+    input:
+        unpack(modality_stores),
+        manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
+    output:
+        f"{RESULTS}/{{corpus}}/dataset.npz",
+    params:
+        modalities=as_json(config["training"]["modalities"]),
+        labels=lambda w: as_json(corpus_config(w.corpus).get("labels", {})),
+        tasks=as_json(config["training"]["tasks"]),
+        max_steps=config["training"].get("max_steps", 200),
+        results=RESULTS,
+    log:
+        f"{RESULTS}/logs/{{corpus}}/assemble_dataset.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "python -m affectflow assemble --manifest {input.manifest} --corpus-dir {params.results}/{wildcards.corpus}"
+        " --modalities {params.modalities:q} --labels {params.labels:q} --tasks {params.tasks:q}"
+        " --max-steps {params.max_steps} --output {output} > {log} 2>&1"
+
+
+rule train:
+    input:
+        f"{RESULTS}/{{corpus}}/dataset.npz",
+    output:
+        result=f"{RESULTS}/{{corpus}}/models/{{model}}/seed={{seed}}/result.json",
+        weights=f"{RESULTS}/{{corpus}}/models/{{model}}/seed={{seed}}/model.pt",
+    wildcard_constraints:
+        model="|".join(MODELS),
+    params:
+        tasks=as_json(config["training"]["tasks"]),
+        hparams=as_json(config["training"].get("hparams", {})),
+        device=config["training"].get("device", "auto"),
+    log:
+        f"{RESULTS}/logs/{{corpus}}/train/{{model}}_seed={{seed}}.log",
+    threads: res("train", "threads")
+    resources:
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("train", "runtime"),
+        gpu=res("train", "gpu"),
+    shell:
+        "python -m affectflow train --dataset {input} --model {wildcards.model} --seed {wildcards.seed}"
+        " --tasks {params.tasks:q} --hparams {params.hparams:q} --device {params.device}"
+        " --result {output.result} --weights {output.weights} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        expand(f"{RESULTS}/{{{{corpus}}}}/models/{{model}}/seed={{seed}}/result.json",
+               model=MODELS, seed=SEEDS),
+    output:
+        metrics=f"{RESULTS}/{{corpus}}/metrics.json",
+        figures=directory(f"{RESULTS}/{{corpus}}/figures"),
+    log:
+        f"{RESULTS}/logs/{{corpus}}/evaluate.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "python -m affectflow evaluate --results {input} --metrics {output.metrics}"
+        " --figures {output.figures} > {log} 2>&1"
