@@ -3,6 +3,7 @@ import functools
 import hashlib
 import json
 import os
+import shlex
 
 from snakemake.utils import min_version, validate
 
@@ -11,6 +12,8 @@ min_version("9.0")
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
+# The stage command: the checkout's own package first, so --sdm conda envs need only the stack.
+AFFECTFLOW = f"PYTHONPATH={shlex.quote(os.path.join(workflow.basedir, 'src'))} python -m affectflow"
 RESULTS = config["results_dir"]
 CACHE = config["cache_dir"]
 CORPORA = list(config["corpora"])
@@ -87,3 +90,26 @@ def all_targets(wildcards):
                     f"{RESULTS}/{corpus}/report/metrics.html",
                     f"{RESULTS}/{corpus}/report/rejected.html"]
     return targets
+
+
+def ingest_source(wildcards):
+    corpus = corpus_config(wildcards.corpus)
+    if "generator" in corpus:
+        return f"resources/corpora/{wildcards.corpus}"
+    return corpus["manifest"]
+
+
+def ingest_source_file(wildcards):
+    source = ingest_source(wildcards)
+    return f"{source}/manifest.csv" if "generator" in corpus_config(wildcards.corpus) else source
+
+
+def extractor_audio_input(wildcards):
+    if wildcards.extractor in AUDIO_EXTRACTORS:
+        return f"{RESULTS}/{wildcards.corpus}/features/audio/shard={wildcards.shard}.parquet"
+    return []
+
+
+def modality_stores(wildcards):
+    return {modality: store_files(wildcards.corpus, extractor)
+            for modality, extractor in config["training"]["modalities"].items()}

@@ -5,7 +5,10 @@ rule demo_corpus:
     output:
         directory("resources/corpora/{corpus}"),
     params:
+        cli=AFFECTFLOW,
         generator=lambda w: as_json(corpus_config(w.corpus)["generator"]),
+    conda:
+        "../../envs/demo.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/demo_corpus.log",
     threads: res("demo_corpus", "threads")
@@ -13,4 +16,4 @@ rule demo_corpus:
         mem_mb=res("demo_corpus", "mem_mb"),
         runtime=res("demo_corpus", "runtime"),
     shell:
-        "python -m affectflow demo --out {output} --generator {params.generator:q} > {log} 2>&1"
+        "{params.cli} demo --out {output} --generator {params.generator:q} > {log} 2>&1"

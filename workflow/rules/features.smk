@@ -2,12 +2,6 @@
 # Changing an extractor's parameters re-runs that extractor only (params are part of the job).
 
 
-def extractor_audio_input(wildcards):
-    if wildcards.extractor in AUDIO_EXTRACTORS:
-        return f"{RESULTS}/{wildcards.corpus}/features/audio/shard={wildcards.shard}.parquet"
-    return []
-
-
 rule extract:
     input:
         manifest=ancient(f"{RESULTS}/{{corpus}}/manifest.parquet"),
@@ -17,10 +11,13 @@ rule extract:
     wildcard_constraints:
         extractor="|".join(EXTRACTORS) if EXTRACTORS else "none",
     params:
+        cli=AFFECTFLOW,
         digest=shard_digest,
         settings=lambda w: as_json(config["extractors"][w.extractor]),
         cache=f"{CACHE}/{{corpus}}/{{extractor}}/shard={{shard}}.parquet",
         audio_arg=lambda w, input: f"--audio-store {input.audio}" if input.audio else "",
+    conda:
+        "../../envs/features.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/{{extractor}}/shard={{shard}}.log",
     threads: lambda w: res(f"extract_{w.extractor}", "threads")
@@ -29,9 +26,9 @@ rule extract:
         runtime=lambda w: res(f"extract_{w.extractor}", "runtime"),
         gpu=lambda w: res(f"extract_{w.extractor}", "gpu"),
     shell:
-        "python -m affectflow extract --extractor {wildcards.extractor} --corpus {wildcards.corpus}"
+        "{params.cli} extract --extractor {wildcards.extractor} --corpus {wildcards.corpus}"
         " --manifest {input.manifest} --shard {wildcards.shard} --params {params.settings:q}"
-        " --output {output} --cache {params.cache:q} {params.audio_arg} > {log} 2>&1"
+        " --output {output} --cache={params.cache:q} {params.audio_arg} > {log} 2>&1"
 
 
 rule rejected:
@@ -40,6 +37,10 @@ rule rejected:
         stores=lambda w: [f for name in ["audio", *EXTRACTORS] for f in store_files(w.corpus, name)],
     output:
         f"{RESULTS}/{{corpus}}/rejected.parquet",
+    params:
+        cli=AFFECTFLOW,
+    conda:
+        "../../envs/ingest.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/rejected.log",
     threads: res("default", "threads")
@@ -47,5 +48,5 @@ rule rejected:
         mem_mb=res("default", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "python -m affectflow rejected --ingest {input.ingest} --stores {input.stores}"
+        "{params.cli} rejected --ingest {input.ingest} --stores {input.stores}"
         " --output {output} > {log} 2>&1"

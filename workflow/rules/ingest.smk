@@ -2,18 +2,6 @@
 # A checkpoint, because the shard list of every later stage is read from its output.
 
 
-def ingest_source(wildcards):
-    corpus = corpus_config(wildcards.corpus)
-    if "generator" in corpus:
-        return f"resources/corpora/{wildcards.corpus}"
-    return corpus["manifest"]
-
-
-def ingest_source_file(wildcards):
-    source = ingest_source(wildcards)
-    return f"{source}/manifest.csv" if "generator" in corpus_config(wildcards.corpus) else source
-
-
 checkpoint ingest:
     input:
         source=ingest_source,
@@ -21,11 +9,14 @@ checkpoint ingest:
         manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
         rejected=f"{RESULTS}/{{corpus}}/rejected/ingest.parquet",
     params:
+        cli=AFFECTFLOW,
         source=ingest_source_file,
         shards=lambda w: corpus_config(w.corpus).get("shards", 8),
         labels=lambda w: as_json(corpus_config(w.corpus).get("labels", {})),
         media_root=lambda w: corpus_config(w.corpus).get("media_root", ""),
         default_split=lambda w: corpus_config(w.corpus).get("default_split", ""),
+    conda:
+        "../../envs/ingest.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/ingest.log",
     threads: res("ingest", "threads")
@@ -33,7 +24,7 @@ checkpoint ingest:
         mem_mb=res("ingest", "mem_mb"),
         runtime=res("ingest", "runtime"),
     shell:
-        "python -m affectflow ingest --source {params.source:q} --corpus {wildcards.corpus}"
-        " --shards {params.shards} --labels {params.labels:q} --media-root {params.media_root:q}"
-        " --default-split {params.default_split:q}"
+        "{params.cli} ingest --source {params.source:q} --corpus {wildcards.corpus}"
+        " --shards {params.shards} --labels {params.labels:q} --media-root={params.media_root:q}"
+        " --default-split={params.default_split:q}"
         " --manifest-out {output.manifest} --rejected-out {output.rejected} > {log} 2>&1"

@@ -8,9 +8,12 @@ rule prep_audio:
     output:
         f"{RESULTS}/{{corpus}}/features/audio/shard={{shard}}.parquet",
     params:
+        cli=AFFECTFLOW,
         digest=shard_digest,
         settings=as_json(config.get("media", {})),
         cache=f"{CACHE}/{{corpus}}/audio/shard={{shard}}.parquet",
+    conda:
+        "../../envs/media.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/audio/shard={{shard}}.log",
     threads: res("prep_audio", "threads")
@@ -18,6 +21,6 @@ rule prep_audio:
         mem_mb=res("prep_audio", "mem_mb"),
         runtime=res("prep_audio", "runtime"),
     shell:
-        "python -m affectflow extract --extractor audio --corpus {wildcards.corpus}"
+        "{params.cli} extract --extractor audio --corpus {wildcards.corpus}"
         " --manifest {input.manifest} --shard {wildcards.shard} --params {params.settings:q}"
-        " --output {output} --cache {params.cache:q} > {log} 2>&1"
+        " --output {output} --cache={params.cache:q} > {log} 2>&1"

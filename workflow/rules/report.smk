@@ -17,6 +17,10 @@ rule report_tables:
         figures=report(directory(f"{RESULTS}/{{corpus}}/report/figures"), patterns=["{name}.png"],
                        caption="../report/figures.rst", category="{corpus}",
                        subcategory="Training curves and confusion matrices"),
+    params:
+        cli=AFFECTFLOW,
+    conda:
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/report_tables.log",
     threads: res("default", "threads")
@@ -24,7 +28,7 @@ rule report_tables:
         mem_mb=res("default", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "python -m affectflow report --corpus {wildcards.corpus} --metrics {input.metrics}"
+        "{params.cli} report --corpus {wildcards.corpus} --metrics {input.metrics}"
         " --rejected {input.rejected} --manifest {input.manifest} --figures-in {input.figures}"
         " --metrics-html {output.metrics} --rejected-html {output.rejected}"
         " --figures-out {output.figures} > {log} 2>&1"

@@ -2,11 +2,6 @@
 # then aggregate metrics over seeds (mean ± std).
 
 
-def modality_stores(wildcards):
-    return {modality: store_files(wildcards.corpus, extractor)
-            for modality, extractor in config["training"]["modalities"].items()}
-
-
 rule assemble_dataset:
     input:
         unpack(modality_stores),
@@ -14,11 +9,14 @@ rule assemble_dataset:
     output:
         f"{RESULTS}/{{corpus}}/dataset.npz",
     params:
+        cli=AFFECTFLOW,
         modalities=as_json(config["training"]["modalities"]),
         labels=lambda w: as_json(corpus_config(w.corpus).get("labels", {})),
         tasks=as_json(config["training"]["tasks"]),
         max_steps=config["training"].get("max_steps", 200),
-        results=RESULTS,
+        corpus_dir=lambda w, input: os.path.dirname(input.manifest),
+    conda:
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/assemble_dataset.log",
     threads: res("default", "threads")
@@ -26,7 +24,7 @@ rule assemble_dataset:
         mem_mb=res("train", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "python -m affectflow assemble --manifest {input.manifest} --corpus-dir {params.results}/{wildcards.corpus}"
+        "{params.cli} assemble --manifest {input.manifest} --corpus-dir {params.corpus_dir}"
         " --modalities {params.modalities:q} --labels {params.labels:q} --tasks {params.tasks:q}"
         " --max-steps {params.max_steps} --output {output} > {log} 2>&1"
 
@@ -40,9 +38,12 @@ rule train:
     wildcard_constraints:
         model="|".join(MODELS),
     params:
+        cli=AFFECTFLOW,
         tasks=as_json(config["training"]["tasks"]),
         hparams=as_json(config["training"].get("hparams", {})),
         device=config["training"].get("device", "auto"),
+    conda:
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/train/{{model}}_seed={{seed}}.log",
     threads: res("train", "threads")
@@ -51,7 +52,7 @@ rule train:
         runtime=res("train", "runtime"),
         gpu=res("train", "gpu"),
     shell:
-        "python -m affectflow train --dataset {input} --model {wildcards.model} --seed {wildcards.seed}"
+        "{params.cli} train --dataset {input} --model {wildcards.model} --seed {wildcards.seed}"
         " --tasks {params.tasks:q} --hparams {params.hparams:q} --device {params.device}"
         " --result {output.result} --weights {output.weights} > {log} 2>&1"
 
@@ -63,6 +64,10 @@ rule evaluate:
     output:
         metrics=f"{RESULTS}/{{corpus}}/metrics.json",
         figures=directory(f"{RESULTS}/{{corpus}}/figures"),
+    params:
+        cli=AFFECTFLOW,
+    conda:
+        "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/evaluate.log",
     threads: res("default", "threads")
@@ -70,5 +75,5 @@ rule evaluate:
         mem_mb=res("default", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "python -m affectflow evaluate --results {input} --metrics {output.metrics}"
+        "{params.cli} evaluate --results {input} --metrics {output.metrics}"
         " --figures {output.figures} > {log} 2>&1"
