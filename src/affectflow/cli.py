@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from affectflow.train.run import train_to_files
 
     train_to_files(args.dataset, args.model, args.seed, _json(args.tasks), _json(args.hparams),
-                   args.device, args.result, args.weights)
+                   args.device, args.result, args.weights, args.threads)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train": (cmd_train, [("--dataset", {"required": True}), ("--model", {"required": True}),
                               ("--seed", {"type": int, "required": True}), ("--tasks", {"required": True}),
                               ("--hparams", {"default": "{}"}), ("--device", {"default": "auto"}),
-                              ("--result", {"required": True}), ("--weights", {"required": True})]),
+                              ("--result", {"required": True}), ("--weights", {"required": True}),
+                              ("--threads", {"type": int, "default": 1})]),
         "evaluate": (cmd_evaluate, [("--results", {"nargs": "+", "required": True}),
                                     ("--metrics", {"required": True}), ("--figures", {"required": True})]),
         "report": (cmd_report, [("--corpus", {"required": True}), ("--metrics", {"required": True}),

@@ -86,6 +86,9 @@ def store_files(corpus, extractor):
 def all_targets(wildcards):
     targets = []
     for corpus in CORPORA:
+        # The feature partitions themselves, so a deleted one is rebuilt by a plain run.
+        for extractor in ["audio", *EXTRACTORS]:
+            targets += store_files(corpus, extractor)
         targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/rejected.parquet",
                     f"{RESULTS}/{corpus}/report/metrics.html",
                     f"{RESULTS}/{corpus}/report/rejected.html"]

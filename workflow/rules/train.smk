@@ -54,7 +54,7 @@ rule train:
     shell:
         "{params.cli} train --dataset {input} --model {wildcards.model} --seed {wildcards.seed}"
         " --tasks {params.tasks:q} --hparams {params.hparams:q} --device {params.device}"
-        " --result {output.result} --weights {output.weights} > {log} 2>&1"
+        " --threads {threads} --result {output.result} --weights {output.weights} > {log} 2>&1"
 
 
 rule evaluate:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -124,17 +125,15 @@ def _merge(reused: pa.Table | None, fresh: pa.Table | None) -> pa.Table:
                             promote_options="permissive")
 
 
-def _link_into_cache(output: Path, cache: Path) -> None:
-    """Keep the new partition as the cache (hard link: no copy; copy where links fail)."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+def _link(source: Path, target: Path) -> None:
+    """Atomically make `target` a hard link to `source` (a copy, mtime kept, where links fail)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        os.link(output, tmp)
+        os.link(source, tmp)
     except OSError:
-        import shutil
-
-        shutil.copyfile(output, tmp)
-    os.replace(tmp, cache)
+        shutil.copy2(source, tmp)
+    os.replace(tmp, target)
 
 
 def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor: str,
@@ -158,6 +157,16 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
     cache_path = Path(cache) if cache else None
     reused = _reusable_rows(cache_path, provenance.params_hash, signatures)
     reused_ids = set(reused["utt_id"].to_pylist()) if reused is not None else set()
+    if (cache_path is not None and reused is not None and len(reused_ids) == len(utt_ids)
+            and reused.num_rows == pq.read_metadata(cache_path).num_rows):
+        # Nothing changed: the output becomes the cached file itself (same bytes, same mtime),
+        # so rebuilding a deleted partition does not make its consumers out of date.
+        _link(cache_path, Path(output))
+        stats.reused = len(reused_ids)
+        stats.rejected = dict(zip(*[reused.filter(pc.invert(reused["ok"]))[c].to_pylist()
+                                    for c in ("utt_id", "reason")]))
+        stats.seconds = round(time.perf_counter() - started, 3)
+        return stats
     function = spec.function()
     fresh: list[StoreRow] = []
     for row in rows.to_dict("records"):
@@ -198,6 +207,6 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, output)
     if cache_path is not None:
-        _link_into_cache(output, cache_path)
+        _link(output, cache_path)
     stats.seconds = round(time.perf_counter() - started, 3)
     return stats

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from affectflow.evaluate.metrics import aggregate_over_seeds  # noqa: E402
+from affectflow.train.run import json_safe  # noqa: E402
 
 
 def load_results(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[dict[str, Any]]]:
@@ -70,7 +71,9 @@ def evaluate_runs(result_paths: Sequence[str | os.PathLike[str]], metrics_path: 
     figures.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {}
     for model, records in by_model.items():
-        metrics[model] = aggregate_over_seeds([r["test_metrics"] for r in records])
+        per_seed = [{t: {k: (float("nan") if v is None else v) for k, v in m.items()}
+                     for t, m in r["test_metrics"].items()} for r in records]
+        metrics[model] = aggregate_over_seeds(per_seed)
         plot_curves(model, records, figures / f"{model}_curves.png")
         for task, labels in (("emotion", records[0].get("emotion_classes", [])), ("sarcasm", ["0", "1"])):
             matrices = [np.asarray(r["confusion"][task]) for r in records if task in r.get("confusion", {})]
@@ -79,5 +82,5 @@ def evaluate_runs(result_paths: Sequence[str | os.PathLike[str]], metrics_path: 
                                [str(i) for i in range(len(matrices[0]))],
                                figures / f"{model}_{task}_confusion.png")
     with open(metrics_path, "w") as handle:
-        json.dump(metrics, handle, indent=2, sort_keys=True)
+        json.dump(json_safe(metrics), handle, indent=2, sort_keys=True)
     return metrics

@@ -38,6 +38,14 @@ def _style() -> str:
             "th{background:#eee}td:first-child{text-align:left}</style>")
 
 
+def _mean_std(value: dict | None) -> str:
+    """'m ± s', or 'n/a' where the metric is undefined (e.g. a class absent from the test split)."""
+    if value is None or value.get("mean") is None:
+        return "n/a"
+    std = value.get("std")
+    return f"{value['mean']:.3f} ± {'n/a' if std is None else f'{std:.3f}'}"
+
+
 def metrics_html(corpus: str, metrics: dict, n_utterances: dict[str, int]) -> str:
     """One table per task: models as rows, metrics as columns, mean ± std over seeds."""
     parts = [f"<html><head><meta charset='utf-8'>{_style()}</head><body>",
@@ -53,8 +61,7 @@ def metrics_html(corpus: str, metrics: dict, n_utterances: dict[str, int]) -> st
             cells = []
             for name in names:
                 value = by_task.get(task, {}).get(name)
-                cells.append("<td></td>" if value is None else
-                             f"<td>{value['mean']:.3f} ± {value['std']:.3f}</td>")
+                cells.append(f"<td>{_mean_std(value)}</td>")
             parts.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
         parts.append("</table>")
     parts.append("</body></html>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,6 +17,18 @@ from affectflow.train.loop import train_one_seed
 log = logging.getLogger(__name__)
 
 
+def json_safe(value: Any) -> Any:
+    """Replace NaN/inf (undefined metrics, e.g. a class absent from a small test split) by None,
+    so the files are strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def resolve_device(device: str) -> str:
     """`auto` → CUDA when present, else CPU; anything else is passed to torch as is."""
     if device == "auto":
@@ -25,8 +38,13 @@ def resolve_device(device: str) -> str:
 
 def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks: Mapping[str, Any],
                    hparams: Mapping[str, Any], device: str, result_path: str | os.PathLike[str],
-                   weights_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Train, evaluate on test, write the result JSON (metrics, curves, predictions) and weights."""
+                   weights_path: str | os.PathLike[str], threads: int = 1) -> dict[str, Any]:
+    """Train, evaluate on test, write the result JSON (metrics, curves, predictions) and weights.
+
+    `threads` caps torch's CPU threads: these models are small, and more threads than the job
+    was given only make it slower on a busy machine.
+    """
+    torch.set_num_threads(max(int(threads), 1))
     data = load_dataset(dataset)
     device = resolve_device(device)
     log.info("training %s seed %d on %s: %s", model, seed, device,
@@ -37,9 +55,11 @@ def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks
                    "hparams": dict(hparams), "tasks": dict(tasks)})
     Path(result_path).parent.mkdir(parents=True, exist_ok=True)
     with open(result_path, "w") as handle:
-        json.dump(record, handle)
+        json.dump(json_safe(record), handle)
     torch.save({"state_dict": result.model.state_dict() if result.model else {},
-                "norm_stats": result.norm_stats, "model": model, "seed": seed,
+                "norm_stats": {m: (torch.as_tensor(mean), torch.as_tensor(std))
+                               for m, (mean, std) in (result.norm_stats or {}).items()},
+                "model": model, "seed": seed,
                 "emotion_classes": data.emotion_classes, "hparams": dict(hparams),
                 "tasks": dict(tasks)}, weights_path)
     log.info("test metrics: %s", json.dumps(result.test_metrics))

@@ -1,0 +1,154 @@
+"""Metrics against values computed by hand (confusion tables worked out on paper) and sklearn."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import pearsonr
+from sklearn.metrics import f1_score
+
+from affectflow.evaluate.metrics import (
+    aggregate_over_seeds,
+    binary_metrics,
+    confusion,
+    emotion_metrics,
+    multiclass_metrics,
+    sentiment_metrics,
+    weighted_accuracy,
+)
+
+# 7 utterances, 3 classes. True classes 0 0 1 1 2 2 2; predicted (argmax) 0 1 1 1 2 0 2.
+TRUE_CLS = np.array([0, 0, 1, 1, 2, 2, 2])
+PRED_CLS = np.array([0, 1, 1, 1, 2, 0, 2])
+
+
+def _probs(pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Sigmoid-like scores: 0.7 on the predicted class, 0.1 elsewhere (threshold 0.5 -> one-hot)."""
+    p = np.full((len(pred), n_classes), 0.1)
+    p[np.arange(len(pred)), pred] = 0.7
+    return p
+
+
+def test_emotion_metrics_hand_computed() -> None:
+    y_true = np.eye(3, dtype=int)[TRUE_CLS]
+    m = emotion_metrics(y_true, _probs(PRED_CLS, 3), ["neu", "hap", "sad"])
+    # class neu: P=2 N=5 TP=1 TN=4 -> (1*5/2 + 4)/10 = 0.65 ; F1: prec 1/2 rec 1/2 -> 0.5
+    # class hap: P=2 N=5 TP=2 TN=4 -> (2*5/2 + 4)/10 = 0.9  ; F1: prec 2/3 rec 1   -> 0.8
+    # class sad: P=3 N=4 TP=2 TN=4 -> (2*4/3 + 4)/8 = 0.8333; F1: prec 1 rec 2/3   -> 0.8
+    assert m["wacc_neu"] == pytest.approx(0.65)
+    assert m["wacc_hap"] == pytest.approx(0.9)
+    assert m["wacc_sad"] == pytest.approx((8 / 3 + 4) / 8)
+    assert m["f1_neu"] == pytest.approx(0.5)
+    assert m["f1_hap"] == pytest.approx(0.8)
+    assert m["f1_sad"] == pytest.approx(0.8)
+    assert m["wacc_avg"] == pytest.approx((0.65 + 0.9 + (8 / 3 + 4) / 8) / 3)
+    assert m["f1_avg"] == pytest.approx(0.7)
+    # single-label view: 5/7 correct; recalls 1/2, 2/2, 2/3
+    assert m["acc"] == pytest.approx(5 / 7)
+    assert m["uar"] == pytest.approx((0.5 + 1 + 2 / 3) / 3)
+
+
+def test_wacc_matches_formula_on_random_data() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    p = rng.integers(0, 2, 200)
+    tp, tn = int(((y == 1) & (p == 1)).sum()), int(((y == 0) & (p == 0)).sum())
+    n_pos, n_neg = int(y.sum()), int((y == 0).sum())
+    assert weighted_accuracy(y, p) == pytest.approx((tp * n_neg / n_pos + tn) / (2 * n_neg))
+
+
+def test_emotion_class_without_positives_is_nan_and_skipped() -> None:
+    y_true = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    y_prob = np.array([[0.9, 0.6], [0.2, 0.1], [0.1, 0.1], [0.6, 0.2]])
+    m = emotion_metrics(y_true, y_prob, ["a", "b"])
+    assert math.isnan(m["wacc_b"]) and math.isnan(m["f1_b"])
+    # class a: P=2 N=2 TP=1 TN=1 -> (1*2/2+1)/4 = 0.5 ; F1 = 0.5
+    assert m["wacc_a"] == pytest.approx(0.5)
+    assert m["wacc_avg"] == pytest.approx(0.5) and m["f1_avg"] == pytest.approx(0.5)
+    # threshold is inclusive (prob >= 0.5) and applied per class
+    assert emotion_metrics(y_true, np.full((4, 2), 0.5), ["a", "b"])["f1_a"] == pytest.approx(2 / 3)
+
+
+def test_emotion_metrics_rejects_wrong_shape() -> None:
+    with pytest.raises(ValueError):
+        emotion_metrics(np.zeros((4, 2)), np.zeros((4, 3)), ["a", "b"])
+
+
+Y_SENT = np.array([-2.6, -0.4, 0.0, 0.0, 1.2, 2.5])
+P_SENT = np.array([-1.8, 0.3, -0.2, 0.1, 1.6, 0.4])
+
+
+def test_sentiment_metrics_hand_computed() -> None:
+    m = sentiment_metrics(Y_SENT, P_SENT)
+    # has0: truth >=0 F F T T T T ; pred >=0 F T F T T T -> 4/6
+    assert m["acc2_has0"] == pytest.approx(4 / 6)
+    # weighted F1: positives (4) F1 0.75, negatives (2) F1 0.5 -> (3 + 1)/6
+    assert m["f1_has0"] == pytest.approx(4 / 6)
+    # non0 (drop the two zeros): truth F F T T ; pred F T T T -> 3/4
+    assert m["acc2_non0"] == pytest.approx(0.75)
+    # F1 pos = 0.8, F1 neg = 2/3, support 2 / 2
+    assert m["f1_non0"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert m["f1_weighted"] == m["f1_non0"]
+    # acc7: round(clip(.,±3)): truth -3 -0 0 0 1 2 (2.5 -> 2, half to even) ; pred -2 0 -0 0 2 0
+    assert m["acc7"] == pytest.approx(3 / 6)
+    # acc5: clip ±2 then round: truth -2 -0 0 0 1 2 ; pred -2 0 -0 0 2 0
+    assert m["acc5"] == pytest.approx(4 / 6)
+    assert m["mae"] == pytest.approx(4.3 / 6)
+    assert m["corr"] == pytest.approx(pearsonr(Y_SENT, P_SENT)[0])
+
+
+def test_sentiment_edge_cases() -> None:
+    constant = sentiment_metrics(Y_SENT, np.full(6, 0.7))
+    assert constant["corr"] == 0.0
+    assert constant["acc2_has0"] == pytest.approx(4 / 6)
+    all_zero = sentiment_metrics(np.zeros(4), np.array([0.1, -0.2, 0.3, 0.0]))
+    assert math.isnan(all_zero["acc2_non0"]) and math.isnan(all_zero["f1_weighted"])
+    with_missing = sentiment_metrics(np.append(Y_SENT, np.nan), np.append(P_SENT, 3.0))
+    assert with_missing == pytest.approx(sentiment_metrics(Y_SENT, P_SENT))
+
+
+def test_binary_metrics_hand_computed() -> None:
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    prob = np.array([0.9, 0.4, 0.6, 0.2, 0.7, 0.1, 0.5, 0.8])
+    m = binary_metrics(y, prob)
+    # pred (>=0.5): 1 0 1 0 1 0 1 1 -> TP 3, FN 1, FP 2, TN 2
+    assert m["acc"] == pytest.approx(5 / 8)
+    assert m["precision"] == pytest.approx(3 / 5)
+    assert m["recall"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(6 / 9)
+    assert m["uar"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+    # negative-class F1 = 2*2/(2*2+1+2) = 4/7; equal supports
+    assert m["f1_weighted"] == pytest.approx((6 / 9 + 4 / 7) / 2)
+    assert m["f1_weighted"] == pytest.approx(f1_score(y, prob >= 0.5, average="weighted"))
+    assert binary_metrics(y, prob, threshold=0.65)["recall"] == pytest.approx(2 / 4)
+
+
+def test_multiclass_metrics_hand_computed() -> None:
+    m = multiclass_metrics(TRUE_CLS, PRED_CLS)
+    assert m["acc"] == pytest.approx(5 / 7)
+    assert m["uar"] == pytest.approx((0.5 + 1 + 2 / 3) / 3)
+    # per-class F1 0.5, 0.8, 0.8 with supports 2, 2, 3
+    assert m["f1_macro"] == pytest.approx(0.7)
+    assert m["f1_weighted"] == pytest.approx((2 * 0.5 + 2 * 0.8 + 3 * 0.8) / 7)
+
+
+def test_confusion_keeps_absent_classes() -> None:
+    cm = confusion(TRUE_CLS, PRED_CLS, 4)
+    expected = np.array([[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(cm, expected)
+
+
+def test_aggregate_over_seeds() -> None:
+    per_seed = [
+        {"sarcasm": {"acc": 0.6, "f1": 0.5}, "emotion": {"uar": 0.4}},
+        {"sarcasm": {"acc": 0.8, "f1": 0.7}},
+    ]
+    agg = aggregate_over_seeds(per_seed)
+    assert agg["sarcasm"]["acc"]["mean"] == pytest.approx(0.7)
+    assert agg["sarcasm"]["acc"]["std"] == pytest.approx(math.sqrt(0.02))  # ddof=1
+    assert agg["sarcasm"]["f1"]["mean"] == pytest.approx(0.6)
+    assert agg["emotion"]["uar"] == {"mean": pytest.approx(0.4), "std": 0.0}  # one seed -> std 0
+    single = aggregate_over_seeds([{"sarcasm": {"acc": 0.6}}])
+    assert single["sarcasm"]["acc"]["std"] == 0.0
