@@ -106,3 +106,16 @@ def test_shards_are_stable_when_rows_are_added() -> None:
     after = {u: shard_of(u, 8) for u in ids + [f"new{i}" for i in range(50)]}
     assert all(after[u] == before[u] for u in ids)
     assert len(set(before.values())) == 8
+
+
+def test_fold_columns_travel_through_ingest(media: Path, tmp_path: Path) -> None:
+    rows = [good_row("a", split_loso_00="test", split_loso_01="train"),
+            good_row("b", split_loso_00="dev", split_loso_01=""),
+            good_row("c", split_loso_00="holdout", split_loso_01="test")]
+    source = _write_manifest(media, rows)
+    ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", "demo", 2, LABELS)
+    manifest = pd.read_parquet(tmp_path / "m.parquet")
+    rejected = pd.read_parquet(tmp_path / "r.parquet")
+    assert manifest["split_loso_00"].tolist() == ["test", "valid"]
+    assert manifest["split_loso_01"].tolist()[0] == "train" and pd.isna(manifest["split_loso_01"][1])
+    assert rejected["field"].tolist() == ["split_loso_00"] and "holdout" in rejected["reason"][0]

@@ -4,7 +4,7 @@ Any CSV, TSV, JSON-lines or Parquet table with the columns below is a corpus. On
 required, plus at least one of `audio_path`, `video_path`, `transcript`:
 
     utt_id, dataset, speaker, dialogue_id, turn, audio_path, video_path, words_path,
-    start_s, end_s, transcript, split, <one column per label>
+    start_s, end_s, transcript, split, [split_<protocol>_<k> ...], <one column per label>
 
 Relative media paths are taken from the manifest's folder (or `media_root`). The validator never
 stops at the first problem: each bad row is rejected with the row number, the field and the
@@ -27,6 +27,9 @@ import pandas as pd
 MEDIA_COLUMNS = ("audio_path", "video_path")
 SPLITS = {"train": "train", "valid": "valid", "dev": "valid", "val": "valid", "test": "test"}
 REJECTED_COLUMNS = ["utt_id", "stage", "row", "field", "reason"]
+# Further split schemes travel as columns `split_<protocol>_<k>` (e.g. split_loso_03): fold k of a
+# cross-validation protocol, with train/valid/test per row, empty for rows the fold leaves out.
+FOLD_PREFIX = "split_"
 
 
 class ManifestError(ValueError):
@@ -69,6 +72,11 @@ class LabelSpec:
         if not self.low <= value <= self.high:
             return None, f"{value} outside [{self.low}, {self.high}]"
         return value, None
+
+
+def fold_columns(columns) -> list[str]:
+    """The `split_<protocol>_<k>` columns among `columns`, sorted."""
+    return sorted(str(c) for c in columns if str(c).startswith(FOLD_PREFIX))
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -139,6 +147,7 @@ def validate_manifest(table: pd.DataFrame, source: str | os.PathLike[str], label
     if not columns & {"audio_path", "video_path", "transcript"}:
         raise ManifestError(f"{source}: needs at least one of audio_path, video_path, transcript")
     root = Path(media_root) if media_root else Path(source).resolve().parent
+    folds = fold_columns(table.columns)
     first_row: dict[str, int] = {}
     accepted: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -192,6 +201,12 @@ def validate_manifest(table: pd.DataFrame, source: str | os.PathLike[str], label
         if split_text not in SPLITS:
             problems.append(("split", f"unknown split {split_text!r}; expected train, valid or test"))
         out["split"] = SPLITS.get(split_text)
+        for column in folds:
+            fold_text = _cell(row, column).lower()
+            if fold_text and fold_text not in SPLITS:
+                problems.append((column, f"unknown split {fold_text!r}; expected train, valid, test "
+                                         "or empty (not used in this fold)"))
+            out[column] = SPLITS.get(fold_text)
         for spec in labels:
             value, reason = spec.parse(row.get(spec.name))
             if reason:

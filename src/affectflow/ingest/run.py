@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from affectflow.ingest.manifest import REJECTED_COLUMNS, LabelSpec, read_table, validate_manifest
+from affectflow.ingest.manifest import (REJECTED_COLUMNS, LabelSpec, fold_columns, read_table,
+                                       validate_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,14 @@ def label_specs(labels: Mapping[str, Mapping[str, Any]]) -> list[LabelSpec]:
     return [LabelSpec.from_config(name, spec) for name, spec in labels.items()]
 
 
-def manifest_schema(labels: list[LabelSpec]) -> pa.Schema:
+def manifest_schema(labels: list[LabelSpec], fold_columns: list[str] = ()) -> pa.Schema:
     """Arrow schema of the validated manifest (fixed, so empty and full manifests agree)."""
     fields = [("utt_id", pa.string()), ("dataset", pa.string()), ("speaker", pa.string()),
               ("dialogue_id", pa.string()), ("turn", pa.int64()), ("audio_path", pa.string()),
               ("video_path", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
               ("transcript", pa.string()), ("split", pa.string()), ("words", WORDS_TYPE),
               ("media_sig", pa.string()), ("shard", pa.int64())]
+    fields += [(column, pa.string()) for column in fold_columns]
     fields += [(spec.name, pa.string() if spec.kind == "categorical" else pa.float64())
                for spec in labels]
     return pa.schema(fields)
@@ -57,7 +59,7 @@ def ingest_corpus(source: str | os.PathLike[str], manifest_out: str | os.PathLik
                                            default_split)
     for reason in rejected["reason"]:
         log.warning("rejected at ingest: %s", reason)
-    schema = manifest_schema(specs)
+    schema = manifest_schema(specs, fold_columns(table.columns))
     manifest = manifest.reindex(columns=schema.names)
     Path(manifest_out).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(manifest, schema=schema, preserve_index=False), manifest_out)
