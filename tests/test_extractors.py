@@ -62,3 +62,14 @@ def test_text_embeddings_carry_meaning() -> None:
     assert happy @ glad > happy @ table + 0.2
     with pytest.raises(ExtractionError, match="empty transcript"):
         extract_text(Utterance("t", None, None, None, None, "   "), {})
+
+
+def test_text_context_changes_the_utterance_tokens_only() -> None:
+    context = "A: we have the budget meeting again at five [SEP] B: on a Friday?"
+    utt = Utterance("t", None, None, None, None, "oh great another meeting", context=context)
+    plain = extract_text(utt, {})
+    with_context = extract_text(utt, {"use_context": True, "context_tokens": 64})
+    assert with_context.extra["tokens"] == plain.extra["tokens"] == ["oh", "great", "another", "meeting"]
+    similarity = plain.pooled @ with_context.pooled / np.linalg.norm(plain.pooled) / np.linalg.norm(with_context.pooled)
+    assert 0.3 < similarity < 0.99  # the same words, read in context
+    np.testing.assert_allclose(extract_text(utt, {"use_context": False}).pooled, plain.pooled, rtol=1e-5)

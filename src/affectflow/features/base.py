@@ -33,6 +33,7 @@ class Utterance:
     end_s: float | None
     transcript: str
     speaker: str = ""
+    context: str = ""  # text said before the utterance (preceding dialogue turns), if any
     words: tuple[tuple[str, float, float], ...] = ()  # (word, start_s, end_s) relative to utterance
     # Decoded 16 kHz mono float32 audio from the media-prep stage, when the extractor needs it.
     audio: np.ndarray | None = None
@@ -69,6 +70,7 @@ class Utterance:
             end_s=opt_float("end_s"),
             transcript=str(transcript),
             speaker=str(row.get("speaker") or ""),
+            context=opt_str("context") or "",
             words=words,
             audio=audio,
         )

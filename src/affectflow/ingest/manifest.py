@@ -4,11 +4,12 @@ Any CSV, TSV, JSON-lines or Parquet table with the columns below is a corpus. On
 required, plus at least one of `audio_path`, `video_path`, `transcript`:
 
     utt_id, dataset, speaker, dialogue_id, turn, audio_path, video_path, words_path,
-    start_s, end_s, transcript, split, [split_<protocol>_<k> ...], <one column per label>
+    start_s, end_s, transcript, context, split, [split_<protocol>_<k> ...], <one column per label>
 
 Relative media paths are taken from the manifest's folder (or `media_root`). The validator never
 stops at the first problem: each bad row is rejected with the row number, the field and the
-reason, and every good row goes on. `words_path` points to a JSON list of
+reason, and every good row goes on. `context` is optional text that came before the utterance
+(preceding dialogue turns), which text extractors can encode with it. `words_path` points to a JSON list of
 {"word", "start_s", "end_s"} (seconds from the utterance start).
 """
 
@@ -169,7 +170,8 @@ def validate_manifest(table: pd.DataFrame, source: str | os.PathLike[str], label
         out: dict[str, Any] = {"utt_id": utt_id, "dataset": _cell(row, "dataset") or corpus,
                                "speaker": _cell(row, "speaker") or "unknown",
                                "dialogue_id": _cell(row, "dialogue_id") or utt_id,
-                               "transcript": _cell(row, "transcript")}
+                               "transcript": _cell(row, "transcript"),
+                               "context": _cell(row, "context") or None}
         problems: list[tuple[str, str]] = []
         try:
             out["turn"] = int(float(_cell(row, "turn") or 0))

@@ -32,7 +32,7 @@ def manifest_schema(labels: list[LabelSpec], fold_columns: list[str] = ()) -> pa
     fields = [("utt_id", pa.string()), ("dataset", pa.string()), ("speaker", pa.string()),
               ("dialogue_id", pa.string()), ("turn", pa.int64()), ("audio_path", pa.string()),
               ("video_path", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
-              ("transcript", pa.string()), ("split", pa.string()), ("words", WORDS_TYPE),
+              ("transcript", pa.string()), ("context", pa.string()), ("split", pa.string()), ("words", WORDS_TYPE),
               ("media_sig", pa.string()), ("shard", pa.int64())]
     fields += [(column, pa.string()) for column in fold_columns]
     fields += [(spec.name, pa.string() if spec.kind == "categorical" else pa.float64())

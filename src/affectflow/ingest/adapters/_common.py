@@ -7,6 +7,7 @@ native files raise `ManifestError` naming the file and the field or row.
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -75,6 +76,16 @@ def fix_mojibake(text: str, ascii_punct: bool = False) -> str:
     return text.translate(_ASCII_PUNCT) if ascii_punct else text
 
 
+def read_csv_text(path: Path) -> pd.DataFrame:
+    """A CSV (decoded by `read_text`) with every cell as text; ManifestError if it cannot be parsed."""
+    try:
+        table = pd.read_csv(io.StringIO(read_text(path)), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ManifestError(f"{path}: not a readable CSV ({error})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
 def require_columns(frame: pd.DataFrame, path: Path, columns: Iterable[str]) -> None:
     """Raise ManifestError naming the file and every missing column."""
     missing = [c for c in columns if c not in frame.columns]
@@ -99,7 +110,7 @@ def context_strings(turns: Sequence[tuple[str, str]], n_turns: int | None,
     out = []
     for i in range(len(lines)):
         start = 0 if n_turns is None else max(0, i - n_turns)
-        out.append(sep.join(lines[start:i]) if n_turns != 0 else "")
+        out.append(sep.join(lines[start:i]))
     return out
 
 

@@ -41,14 +41,25 @@ MAP_4: dict[str, str] = {"neu": "neutral", "hap": "happy", "exc": "happy", "sad"
 MAP_6: dict[str, str] = {"hap": "happy", "sad": "sad", "neu": "neutral", "ang": "angry",
                          "exc": "excited", "fru": "frustrated"}
 SCHEMES: dict[str, dict[str, str]] = {"4class": MAP_4, "6class": MAP_6}
-LABELS: dict[str, dict[str, Any]] = {
-    "emotion": {"type": "categorical", "classes": ["neutral", "happy", "sad", "angry"]},
-    "emotion6": {"type": "categorical",
-                 "classes": ["happy", "sad", "neutral", "angry", "excited", "frustrated"]},
-    "valence": {"type": "regression", "min": 1, "max": 5},
-    "activation": {"type": "regression", "min": 1, "max": 5},
-    "dominance": {"type": "regression", "min": 1, "max": 5},
+CLASSES: dict[str, list[str]] = {
+    "4class": ["neutral", "happy", "sad", "angry"],
+    "6class": ["happy", "sad", "neutral", "angry", "excited", "frustrated"],
 }
+
+
+def label_config(scheme: str = "4class") -> dict[str, dict[str, Any]]:
+    """Corpus-config `labels` for a manifest built with `scheme` (emotion, emotion4/6, V/A/D)."""
+    config: dict[str, dict[str, Any]] = {
+        "emotion": {"type": "categorical", "classes": CLASSES[scheme]},
+        "emotion4": {"type": "categorical", "classes": CLASSES["4class"]},
+        "emotion6": {"type": "categorical", "classes": CLASSES["6class"]},
+    }
+    for name in ("valence", "activation", "dominance"):
+        config[name] = {"type": "regression", "min": 1, "max": 5}
+    return config
+
+
+LABELS: dict[str, dict[str, Any]] = label_config("4class")
 EXTRA_COLUMNS: tuple[str, ...] = (
     "emotion", "emotion_raw", "emotion4", "emotion6", "valence", "activation", "dominance",
     "session", "gender", "improvised", "dialog_start_s", "dialog_end_s", "words")

@@ -12,7 +12,6 @@ default). `with_context` adds the preceding turns of each dialogue.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,7 +19,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from affectflow.ingest.adapters._common import (
-    CONTEXT_SEP, fix_mojibake, manifest_frame, read_text, require_columns, with_dialogue_context,
+    CONTEXT_SEP, fix_mojibake, manifest_frame, read_csv_text, require_columns,
+    with_dialogue_context,
 )
 from affectflow.ingest.manifest import ManifestError
 
@@ -40,6 +40,7 @@ REQUIRED = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utte
             "StartTime", "EndTime")
 EXTRA_COLUMNS: tuple[str, ...] = ("emotion", "sentiment_class", "season", "episode",
                                   "clip_start_s", "clip_end_s", "sr_no")
+VIDEO_PATTERN = "dia{dialogue}_utt{turn}.mp4"
 _TIME = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2})[,.](\d{1,3})$")
 
 
@@ -60,11 +61,12 @@ def _int(text: str, where: str, field: str) -> int:
 
 
 def read_split(path: Path, split: str, *, fix_text: bool = True, ascii_punct: bool = False,
-               video_dir: Path | None = None) -> list[dict[str, Any]]:
+               video_dir: Path | None = None,
+               video_pattern: str = VIDEO_PATTERN) -> list[dict[str, Any]]:
     """Rows of one MELD CSV. Row numbers in errors count the header as line 1."""
     if not path.is_file():
         raise ManifestError(f"{path}: MELD CSV not found")
-    table = pd.read_csv(io.StringIO(read_text(path)), dtype=str, keep_default_na=False)
+    table = read_csv_text(path)
     require_columns(table, path, REQUIRED)
     rows, seen = [], {}
     for index, record in enumerate(table.to_dict("records")):
@@ -94,7 +96,7 @@ def read_split(path: Path, split: str, *, fix_text: bool = True, ascii_punct: bo
             text, speaker = fix_mojibake(text, ascii_punct), fix_mojibake(speaker, ascii_punct)
         video = None
         if video_dir is not None:
-            candidate = video_dir / f"dia{dialogue}_utt{turn}.mp4"
+            candidate = video_dir / video_pattern.format(dialogue=dialogue, turn=turn)
             video = str(candidate.resolve()) if candidate.is_file() else None
         rows.append({
             "utt_id": f"{split}_dia{dialogue}_utt{turn}", "dataset": DATASET, "speaker": speaker,
@@ -112,8 +114,11 @@ def read_split(path: Path, split: str, *, fix_text: bool = True, ascii_punct: bo
 def build_manifest(root: Path, video_root: Path | None = None,
                    split_dirs: Mapping[str, str] | None = None,
                    splits: tuple[str, ...] = ("train", "dev", "test"), fix_text: bool = True,
-                   ascii_punct: bool = False, context_turns: int | None = None) -> pd.DataFrame:
-    """All rows of the chosen official splits; `context_turns` also adds `context` (see below)."""
+                   ascii_punct: bool = False, context_turns: int | None = None,
+                   video_pattern: str = VIDEO_PATTERN) -> pd.DataFrame:
+    """All rows of the chosen official splits (file order). `context_turns` = n adds `context`
+    with n preceding turns (`with_context`; None: no context column). `split_dirs` overrides the
+    video folder of a split; `video_pattern` is formatted with {dialogue} and {turn}."""
     root = Path(root)
     dirs = {**SPLIT_DIRS, **(split_dirs or {})}
     rows: list[dict[str, Any]] = []
@@ -122,7 +127,8 @@ def build_manifest(root: Path, video_root: Path | None = None,
             raise ManifestError(f"{root}: unknown MELD split {split!r}; expected train, dev, test")
         video_dir = Path(video_root) / dirs[split] if video_root is not None else None
         rows += read_split(root / SPLIT_FILES[split], split, fix_text=fix_text,
-                           ascii_punct=ascii_punct, video_dir=video_dir)
+                           ascii_punct=ascii_punct, video_dir=video_dir,
+                           video_pattern=video_pattern)
     manifest = manifest_frame(rows, EXTRA_COLUMNS)
     return with_context(manifest, context_turns) if context_turns is not None else manifest
 

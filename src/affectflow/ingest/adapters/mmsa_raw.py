@@ -13,14 +13,13 @@ within its video (clip_id as an integer when numeric, else its order).
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from affectflow.ingest.adapters._common import manifest_frame, read_text, require_columns
+from affectflow.ingest.adapters._common import manifest_frame, read_csv_text, require_columns
 from affectflow.ingest.manifest import ManifestError
 
 LABELS: dict[str, dict[str, Any]] = {
@@ -56,8 +55,7 @@ def build_manifest(root: Path, dataset: str | None = None, label_file: str = "la
     path = root / label_file
     if not path.is_file():
         raise ManifestError(f"{path}: MMSA label file not found")
-    table = pd.read_csv(io.StringIO(read_text(path)), dtype=str, keep_default_na=False)
-    table.columns = [str(c).strip() for c in table.columns]
+    table = read_csv_text(path)
     require_columns(table, path, REQUIRED)
     unimodal = {src: dst for src, dst in UNIMODAL.items() if src in table.columns}
     name = dataset or root.name.lower()

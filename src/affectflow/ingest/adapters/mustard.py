@@ -25,7 +25,6 @@ share of the training rows (every k-th of each class in index order) to `valid` 
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 from pathlib import Path
@@ -36,6 +35,7 @@ import pandas as pd
 from affectflow.ingest.adapters._common import (
     CONTEXT_SEP, context_strings, fix_mojibake, manifest_frame, read_text,
 )
+from affectflow.ingest.adapters.safe_pickle import UnsafePickleError, safe_unpickle
 from affectflow.ingest.manifest import ManifestError
 
 DATASET = "mustard"
@@ -44,94 +44,6 @@ SPEAKER_INDEPENDENT_TEST_SHOWS: tuple[str, ...] = ("FRIENDS",)
 EXTRA_COLUMNS: tuple[str, ...] = ("sarcasm", "show", "context_turns", "context_speakers",
                                   "context", "index", "cv_fold")
 _FIELDS = ("utterance", "speaker", "context", "context_speakers", "show", "sarcasm")
-_INT_DTYPES = {"i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"}
-
-
-class UnsafePickleError(ManifestError):
-    """A pickle asked for something the restricted unpickler does not allow."""
-
-
-class _NDArrayClass:
-    """Stands in for `numpy.ndarray` (only as the first argument of `_reconstruct`)."""
-
-
-class _DType:
-    """Stands in for `numpy.dtype(spec, align, copy)`: integer dtypes only."""
-
-    def __init__(self, spec: Any, align: Any = 0, copy: Any = 1) -> None:
-        spec = spec.decode("latin-1") if isinstance(spec, bytes) else spec
-        if spec not in _INT_DTYPES:
-            raise UnsafePickleError(f"dtype {spec!r} refused (only integer arrays are allowed)")
-        self.spec, self.byteorder = spec, "<"
-
-    def __setstate__(self, state: Any) -> None:
-        order = state[1] if isinstance(state, tuple) and len(state) > 1 else "<"
-        order = order.decode("latin-1") if isinstance(order, bytes) else order
-        if order not in ("<", ">", "|", "="):
-            raise UnsafePickleError(f"dtype byte order {order!r} refused")
-        self.byteorder = ">" if order == ">" else "<"
-
-
-class _Array:
-    """Stands in for a 1-D integer `numpy.ndarray`; holds its values as a list of ints."""
-
-    def __init__(self) -> None:
-        self.values: list[int] = []
-
-    def __setstate__(self, state: Any) -> None:
-        if not (isinstance(state, tuple) and len(state) == 5 and isinstance(state[2], _DType)):
-            raise UnsafePickleError("array state is not (version, shape, dtype, fortran, data)")
-        _, shape, dtype, _, raw = state
-        raw = raw.encode("latin-1") if isinstance(raw, str) else raw
-        size = int(dtype.spec[1])
-        if not (isinstance(shape, tuple) and len(shape) == 1 and isinstance(raw, bytes)
-                and len(raw) == shape[0] * size):
-            raise UnsafePickleError(f"array of shape {shape!r} does not match its {len(raw)} bytes")
-        order = "big" if dtype.byteorder == ">" else "little"
-        self.values = [int.from_bytes(raw[i:i + size], order, signed=dtype.spec[0] == "i")
-                       for i in range(0, len(raw), size)]
-
-
-def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _Array:
-    if cls is not _NDArrayClass:
-        raise UnsafePickleError("_reconstruct is only allowed for numpy.ndarray")
-    return _Array()
-
-
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): _NDArrayClass,
-    ("numpy", "dtype"): _DType,
-}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Builds only lists, tuples, ints (and 1-D integer numpy arrays, as inert stand-ins).
-
-    `find_class` refuses every global except numpy's array/dtype reconstructors, which are
-    replaced by the harmless classes above; nothing named in the file is ever imported.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = _ALLOWED.get((module, name))
-        if allowed is None:
-            raise UnsafePickleError(f"global {module}.{name} refused: only lists/tuples of "
-                                    "ints and integer numpy arrays may be unpickled")
-        return allowed
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError("persistent ids refused")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _Array):
-        return value.values
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise UnsafePickleError(f"unexpected {type(value).__name__} in split indices")
 
 
 def load_split_indices(path: Path, n_items: int | None = None) -> list[tuple[list[int], list[int]]]:
@@ -139,8 +51,7 @@ def load_split_indices(path: Path, n_items: int | None = None) -> list[tuple[lis
     path = Path(path)
     try:
         data = path.read_bytes()
-        raw = RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-        folds = _plain(raw)
+        folds = safe_unpickle(data)
     except UnsafePickleError as error:
         raise UnsafePickleError(f"{path}: {error}") from None
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
@@ -236,7 +147,9 @@ def build_manifest(root: Path, fold: int | str | None = 0, valid_fraction: float
         missing = [f for f in _FIELDS if not isinstance(item, dict) or f not in item]
         if missing:
             raise ManifestError(f"{json_path}: sample {key!r}: missing field(s) {', '.join(missing)}")
-        context, speakers = list(item["context"]), list(item["context_speakers"])
+        if not (isinstance(item["context"], list) and isinstance(item["context_speakers"], list)):
+            raise ManifestError(f"{json_path}: sample {key!r}: context/context_speakers: not lists")
+        context, speakers = item["context"], item["context_speakers"]
         if len(context) != len(speakers):
             raise ManifestError(f"{json_path}: sample {key!r}: context_speakers has {len(speakers)} "
                                 f"entries for {len(context)} context turns")
@@ -260,11 +173,13 @@ def build_manifest(root: Path, fold: int | str | None = 0, valid_fraction: float
     return apply_fold(manifest, fold, valid_fraction) if fold is not None else manifest
 
 
-def apply_fold(manifest: pd.DataFrame, fold: int | str, valid_fraction: float = 0.1) -> pd.DataFrame:
-    """Copy with `split`: official fold k (test = rows with cv_fold == k) or "speaker_independent"."""
+def apply_fold(manifest: pd.DataFrame, fold: int | str, valid_fraction: float = 0.1,
+               test_shows: tuple[str, ...] = SPEAKER_INDEPENDENT_TEST_SHOWS) -> pd.DataFrame:
+    """Copy with `split`: official fold k (test = rows with cv_fold == k) or "speaker_independent"
+    (test = rows of `test_shows`, FRIENDS as in the authors' code; train = the other shows)."""
     out = manifest.copy()
     if fold in ("speaker_independent", "si"):
-        test = out["show"].isin(SPEAKER_INDEPENDENT_TEST_SHOWS)
+        test = out["show"].isin(test_shows)
     elif isinstance(fold, int) and out["cv_fold"].notna().any():
         if fold not in set(out["cv_fold"].dropna()):
             raise ManifestError(f"MUStARD fold {fold} does not exist (folds 0..4)")
