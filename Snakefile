@@ -2,7 +2,12 @@
 # Usage: snakemake --cores 2 [--configfile other.yaml]; snakemake --report results/report.html
 # Layout: workflow/rules/<stage>.smk hold thin rules calling affectflow (src/affectflow/<stage>/).
 
-configfile: "config.yaml"
+# `--configfile other.yaml` replaces config.yaml instead of being merged into it, so a dataset
+# config (configs/<dataset>.yaml) is complete on its own and does not also run the demo corpus.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 report: "workflow/report/workflow.rst"

@@ -27,6 +27,7 @@ wildcard_constraints:
     corpus="|".join(CORPORA),
     shard=r"\d+",
     seed=r"-?\d+",
+    fold=r"split(_[A-Za-z0-9_]+_\d+)?",
 
 
 def res(family, key):
@@ -77,6 +78,45 @@ def shard_digest(wildcards):
     return shard_digests(wildcards.corpus).get(int(wildcards.shard), "empty")
 
 
+def protocol(corpus):
+    """The corpus's evaluation protocol: `split` (the manifest's own column) or the name of a
+    cross-validation scheme whose folds are manifest columns split_<protocol>_<k>."""
+    return corpus_config(corpus).get("protocol", "split")
+
+
+def folds(corpus):
+    """Split columns the models are trained and tested on, one dataset per column."""
+    if protocol(corpus) == "split":
+        return ["split"]
+    import pyarrow.parquet as pq
+
+    path = checkpoints.ingest.get(corpus=corpus).output.manifest
+    prefix = f"split_{protocol(corpus)}_"
+    found = sorted(n for n in pq.read_schema(path).names if n.startswith(prefix))
+    if not found:
+        raise ValueError(f"corpus {corpus}: protocol {protocol(corpus)!r} has no {prefix}* columns "
+                         "in the manifest")
+    return found
+
+
+def run_results(wildcards):
+    """result.json of every model × fold × seed of a corpus."""
+    return [f"{RESULTS}/{wildcards.corpus}/models/{model}/{fold}/seed={seed}/result.json"
+            for model in MODELS for fold in folds(wildcards.corpus) for seed in SEEDS]
+
+
+def corpus_extractors(corpus):
+    """Extractors run on a corpus (all configured ones unless the corpus names its own), plus
+    media prep when any of them reads audio."""
+    chosen = corpus_config(corpus).get("extractors", EXTRACTORS)
+    return (["audio"] if AUDIO_EXTRACTORS & set(chosen) else []) + list(chosen)
+
+
+def corpus_store_files(corpus):
+    """Every feature partition of a corpus."""
+    return [f for name in corpus_extractors(corpus) for f in store_files(corpus, name)]
+
+
 def store_files(corpus, extractor):
     """All shard partitions of one (corpus, extractor) store."""
     return [f"{RESULTS}/{corpus}/features/{extractor}/shard={shard}.parquet"
@@ -87,8 +127,7 @@ def all_targets(wildcards):
     targets = []
     for corpus in CORPORA:
         # The feature partitions themselves, so a deleted one is rebuilt by a plain run.
-        for extractor in ["audio", *EXTRACTORS]:
-            targets += store_files(corpus, extractor)
+        targets += corpus_store_files(corpus)
         targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/rejected.parquet",
                     f"{RESULTS}/{corpus}/report/metrics.html",
                     f"{RESULTS}/{corpus}/report/rejected.html"]
@@ -96,9 +135,12 @@ def all_targets(wildcards):
 
 
 def ingest_source(wildcards):
+    """What the ingest checkpoint reads: a generated or adapted corpus folder, or a manifest."""
     corpus = corpus_config(wildcards.corpus)
     if "generator" in corpus:
         return f"resources/corpora/{wildcards.corpus}"
+    if "adapter" in corpus:
+        return f"resources/manifests/{wildcards.corpus}/manifest.csv"
     return corpus["manifest"]
 
 

@@ -34,7 +34,7 @@ rule extract:
 rule rejected:
     input:
         ingest=f"{RESULTS}/{{corpus}}/rejected/ingest.parquet",
-        stores=lambda w: [f for name in ["audio", *EXTRACTORS] for f in store_files(w.corpus, name)],
+        stores=lambda w: corpus_store_files(w.corpus),
     output:
         f"{RESULTS}/{{corpus}}/rejected.parquet",
     params:
