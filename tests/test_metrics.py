@@ -10,12 +10,16 @@ from scipy.stats import pearsonr
 from sklearn.metrics import f1_score
 
 from affectflow.evaluate.metrics import (
+    aggregate_over_folds,
     aggregate_over_seeds,
+    categorical_metrics,
     binary_metrics,
     confusion,
     emotion_metrics,
     multiclass_metrics,
     sentiment_metrics,
+    single_label_rows,
+    task_metrics,
     weighted_accuracy,
 )
 
@@ -152,3 +156,84 @@ def test_aggregate_over_seeds() -> None:
     assert agg["emotion"]["uar"] == {"mean": pytest.approx(0.4), "std": 0.0}  # one seed -> std 0
     single = aggregate_over_seeds([{"sarcasm": {"acc": 0.6}}])
     assert single["sarcasm"]["acc"]["std"] == 0.0
+
+
+# ----------------------------------------------------------------------------- metrics by kind
+
+
+def _softmax_like(pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows summing to 1 whose argmax is `pred` but where no class reaches 0.5 (C = 3)."""
+    p = np.full((len(pred), n_classes), 0.3)
+    p[np.arange(len(pred)), pred] = 0.4
+    return p
+
+
+def test_categorical_metrics_single_label_hand_computed() -> None:
+    names = ["neu", "hap", "sad"]
+    m = categorical_metrics(TRUE_CLS, _softmax_like(PRED_CLS, 3), names)
+    assert set(m) == {"acc", "uar", "f1_weighted", "f1_macro"}
+    assert m["acc"] == pytest.approx(5 / 7)
+    assert m["uar"] == pytest.approx((0.5 + 1 + 2 / 3) / 3)
+    assert m["f1_macro"] == pytest.approx(0.7)
+    assert m["f1_weighted"] == pytest.approx((2 * 0.5 + 2 * 0.8 + 3 * 0.8) / 7)
+    # per-class one-vs-rest view of a single-label (softmax) task: the argmax is the decision,
+    # so the numbers are those of the hand-computed emotion example although no score >= 0.5
+    per = categorical_metrics(TRUE_CLS, _softmax_like(PRED_CLS, 3), names, per_class=True)
+    assert per["wacc_neu"] == pytest.approx(0.65) and per["wacc_hap"] == pytest.approx(0.9)
+    assert per["f1_sad"] == pytest.approx(0.8) and per["f1_avg"] == pytest.approx(0.7)
+    assert per["acc"] == m["acc"] and per["f1_macro"] == m["f1_macro"]
+    # multi-label (sigmoid) scores are thresholded per class instead: nothing reaches 0.5 here
+    multi = categorical_metrics(TRUE_CLS, _softmax_like(PRED_CLS, 3), names, per_class=True,
+                                multilabel=True)
+    assert multi["f1_neu"] == 0.0 and multi["wacc_avg"] == pytest.approx(0.5)  # TPR 0, TNR 1
+    assert multi["acc"] == pytest.approx(5 / 7)  # the single-label view still uses the argmax
+
+
+def test_categorical_metrics_missing_labels_and_multi_hot() -> None:
+    names = ["neu", "hap", "sad"]
+    y = np.append(TRUE_CLS, [-1, -1]).astype(float)
+    y[-1] = np.nan
+    scores = _probs(np.append(PRED_CLS, [0, 1]), 3)
+    assert categorical_metrics(y, scores, names, per_class=True) == pytest.approx(
+        categorical_metrics(TRUE_CLS, _probs(PRED_CLS, 3), names, per_class=True))
+    # multi-hot: the row with two labels counts for the per-class view, not the single-label one
+    multi_hot = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 1], [np.nan] * 3])
+    prob = np.array([[0.9, 0.1, 0.2], [0.2, 0.8, 0.6], [0.1, 0.7, 0.3], [0.5, 0.5, 0.5]])
+    m = categorical_metrics(multi_hot, prob, names, per_class=True, multilabel=True)
+    assert m["acc"] == pytest.approx(1 / 2)  # rows 0 (right) and 2 (wrong)
+    # sad: P=2 (rows 1, 2), N=1; predicted row 1 only -> TP 1, TN 1: (1*1/2 + 1)/2 = 0.75
+    assert m["wacc_sad"] == pytest.approx(0.75) and m["f1_sad"] == pytest.approx(2 / 3)
+    true_cls, pred_cls = single_label_rows(multi_hot, prob)
+    assert true_cls.tolist() == [0, 2] and pred_cls.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="clash"):
+        categorical_metrics(TRUE_CLS, _probs(PRED_CLS, 3), ["a", "avg", "b"], per_class=True)
+    with pytest.raises(ValueError):
+        categorical_metrics(np.array([-1, -1]), np.full((2, 3), 1 / 3), names)
+
+
+def test_task_metrics_dispatch_by_kind() -> None:
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    prob = np.array([0.9, 0.4, 0.6, 0.2, 0.7, 0.1, 0.5, 0.8])
+    assert task_metrics("binary", y, prob) == binary_metrics(y, prob)
+    assert task_metrics("regression", Y_SENT, P_SENT) == sentiment_metrics(Y_SENT, P_SENT)
+    cat = task_metrics("categorical", TRUE_CLS, _probs(PRED_CLS, 3), ["a", "b", "c"], per_class=True)
+    per_class = {f"{m}_{c}" for m in ("wacc", "f1") for c in ("a", "b", "c", "avg")}
+    assert {"acc", "uar", "f1_weighted", "f1_macro"} | per_class == set(cat)
+    with pytest.raises(ValueError):
+        task_metrics("ordinal", y, prob)
+
+
+def test_aggregate_over_folds_is_nan_aware() -> None:
+    folds = [
+        {"emotion": {"uar": 0.5, "wacc_sad": math.nan, "f1_sad": None}, "sarcasm": {"acc": 0.6}},
+        {"emotion": {"uar": 0.7, "wacc_sad": 0.8, "f1_sad": None}},
+        {"emotion": {"uar": 0.9, "wacc_sad": 0.6, "f1_sad": None}, "sarcasm": {"acc": 0.8}},
+    ]
+    agg = aggregate_over_folds(folds)
+    assert agg["emotion"]["uar"] == pytest.approx(0.7)
+    assert agg["emotion"]["wacc_sad"] == pytest.approx(0.7)  # fold 1 (sad absent) skipped
+    assert math.isnan(agg["emotion"]["f1_sad"])  # undefined in every fold
+    assert agg["sarcasm"]["acc"] == pytest.approx(0.7)  # only the folds reporting it
+    # per seed: fold average; over seeds: mean ± std
+    seeds = [aggregate_over_folds(folds), aggregate_over_folds([{"sarcasm": {"acc": 0.9}}])]
+    assert aggregate_over_seeds(seeds)["sarcasm"]["acc"]["mean"] == pytest.approx(0.8)

@@ -29,7 +29,8 @@ from affectflow.train.models import (
 
 DIMS = {"audio": 6, "text": 5, "video": 4}
 MAX_T = {"audio": 12, "text": 8, "video": 1}  # video: one vector per utterance
-TASKS = {"emotion": {"weight": 1.0, "n_classes": 4}, "sentiment": 0.7, "sarcasm": 0.5}
+# emotion as the paper trains it: multi-label BCE (a categorical task defaults to softmax CE)
+TASKS = {"emotion": {"weight": 1.0, "n_classes": 4, "loss": "bce"}, "sentiment": 0.7, "sarcasm": 0.5}
 CLASSES = ["neutral", "happy", "sad", "angry"]
 SMALL = {"hidden": 16, "ef_steps": 8}
 
@@ -288,3 +289,358 @@ def test_task_without_training_labels_is_rejected(data: TrainingData) -> None:
                                                           sp.sentiment, minus_one)}, CLASSES)
     with pytest.raises(ValueError, match="sarcasm labels"):
         train_one_seed(bad, "ef_avg", TASKS, HP, seed=0, device="cpu")
+
+
+# ----------------------------------------------------------------------------- tasks by kind
+
+
+def vector_data(label_fn, sizes=(400, 120, 240), seed: int = 0, pooled=("audio",),
+                dims=None, **meta) -> TrainingData:
+    """Each utterance draws one vector v_m ~ N(0, 1) per modality; pooled modalities get it as a
+    T=1 sequence, the others as 1-8 noisy frames around it; all valid frames are offset/scaled
+    (the standardiser undoes it). `label_fn({m: v_m}) -> {task: labels}`."""
+    rng = np.random.default_rng(seed)
+    dims = dims or {"audio": 6, "text": 5}
+    splits = {}
+    for split, n in zip(("train", "valid", "test"), sizes):
+        v = {m: rng.normal(size=(n, d)).astype(np.float32) for m, d in dims.items()}
+        feats = {}
+        for m, d in dims.items():
+            t_max = 1 if m in pooled else 8
+            lengths = np.ones(n, np.int64) if m in pooled else rng.integers(1, t_max + 1, n)
+            x = v[m][:, None, :] + 0.3 * rng.normal(size=(n, t_max, d)) * (t_max > 1)
+            valid = np.arange(t_max)[None, :, None] < lengths[:, None, None]
+            feats[m] = (np.where(valid, 3 * x + 1, 0).astype(np.float32), lengths)
+        ids = [f"{split}{i}" for i in range(n)]
+        splits[split] = SplitData(feats, ids, labels=label_fn(v))
+    return TrainingData(splits, **meta)
+
+
+def quartile_class(v) -> dict[str, np.ndarray]:
+    """4 classes from the quartiles of one dimension of the text modality."""
+    return {"mood": np.digitize(v["text"][:, 0], [-0.674, 0.0, 0.674]).astype(np.int64)}
+
+
+MOOD = {"classes": {"mood": ["calm", "content", "tense", "angry"]}, "kinds": {"mood": "categorical"}}
+
+
+def test_multiclass_task_learns_and_shuffled_control_stays_at_chance() -> None:
+    data = vector_data(quartile_class, **MOOD)
+    hp = {"hidden": 16, "max_epochs": 25, "patience": 5, "lr": 3e-3}
+    real = train_one_seed(data, "lf_avg", {"mood": 1.0}, hp, seed=0, device="cpu")
+    m = real.test_metrics["mood"]
+    assert m["acc"] > 0.7 and m["uar"] > 0.7 and m["f1_macro"] > 0.65  # chance 0.25
+    assert not any(k.startswith("wacc") for k in m)  # per-class view only for emotion / bce
+    assert real.confusion["mood"].shape == (4, 4) and real.confusion["mood"].sum() == 240
+    assert real.classes == {"mood": MOOD["classes"]["mood"]}
+    assert real.task_kinds == {"mood": "categorical"}
+    prob = real.test_predictions["mood_prob"]
+    assert prob.shape == (240, 4)
+    np.testing.assert_allclose(prob.sum(axis=1), 1.0, rtol=1e-5)  # softmax
+    assert len(real.curves["valid_mood_uar"]) == len(real.curves["train_loss"])
+
+    rng = np.random.default_rng(1)
+    splits = dict(data.splits)
+    for s in ("train", "valid"):
+        sp = splits[s]
+        splits[s] = SplitData(sp.features, sp.utt_ids, labels={"mood": rng.permutation(sp.labels["mood"])})
+    control = train_one_seed(TrainingData(splits, **MOOD), "lf_avg", {"mood": 1.0}, hp, 0, "cpu")
+    assert control.test_metrics["mood"]["uar"] < 0.4
+
+
+def test_linear_model_learns_a_linearly_separable_problem() -> None:
+    w = np.random.default_rng(7).normal(size=(3, 6))
+
+    def labels(v):
+        return {"kind3": (v["audio"] @ w.T).argmax(axis=1), "flag": (v["audio"][:, 1] > 0).astype(np.float32),
+                "level": (v["audio"] @ w[0] / 2).astype(np.float32)}
+
+    meta = {"classes": {"kind3": ["a", "b", "c"]},
+            "kinds": {"kind3": "categorical", "flag": "binary", "level": "regression"}}
+    data = vector_data(labels, **meta)
+    tasks = {"kind3": 1.0, "flag": 1.0, "level": {"weight": 1.0, "loss": "mse"}}
+    hp = {"max_epochs": 60, "patience": 8, "lr": 0.05}
+    result = train_one_seed(data, "linear", tasks, hp, seed=0, device="cpu")
+    m = result.test_metrics
+    assert m["kind3"]["acc"] > 0.9 and m["flag"]["acc"] > 0.95 and m["level"]["corr"] > 0.98
+    model = result.model
+    # no hidden layer: the heads are the only parameters, on the concatenated modality means
+    assert sum(p.numel() for p in model.parameters()) == (11 + 1) * (3 + 1 + 1)
+    assert model.encoder.out_dim == 11 and result.fusion_weights is None
+    assert {"acc2_non0", "mae", "corr", "acc7"} <= set(m["level"])
+    assert {"acc", "f1", "precision", "recall", "f1_weighted", "uar"} == set(m["flag"])
+    assert result.confusion["flag"].shape == (2, 2) and "level" not in result.confusion
+    assert result.classes == {"kind3": ["a", "b", "c"], "flag": ["0", "1"]}
+
+
+def test_linear_model_is_a_masked_mean_and_a_linear_layer() -> None:
+    model = build_model("linear", DIMS, TASKS, {}).eval()
+    batch = random_batch()
+    with torch.no_grad():
+        out = model(batch)
+    means = torch.cat([batch[m][0].sum(1) / batch[m][1][:, None] for m in sorted(DIMS)], dim=-1)
+    for task, head in model.heads.items():
+        expected = means @ head.weight.T + head.bias
+        torch.testing.assert_close(out[task], expected if task == "emotion" else expected[:, 0])
+
+
+def test_arbitrary_task_names_multiclass_and_multilabel_in_one_model() -> None:
+    def labels(v):
+        sent = np.digitize(v["text"][:, 2], [-0.43, 0.43]).astype(np.int64)
+        sent[::10] = -1  # missing
+        emo = np.digitize(v["text"][:, 0], [-0.674, 0.0, 0.674]).astype(np.int64)
+        return {"sentiment_class": sent, "emotion": emo}
+
+    classes = {"sentiment_class": ["negative", "neutral", "positive"], "emotion": CLASSES}
+    data = vector_data(labels, sizes=(200, 60, 90), classes=classes,
+                       kinds={"sentiment_class": "categorical", "emotion": "categorical"})
+    assert data.emotion_classes == CLASSES
+    tasks = {"sentiment_class": {"weight": 0.5}, "emotion": {"weight": 1.0, "loss": "bce"}}
+    specs = prepare(data, tasks).specs
+    assert specs["sentiment_class"].loss == "ce" and specs["sentiment_class"].n_outputs == 3
+    assert specs["emotion"].multilabel and specs["emotion"].n_outputs == 4
+    model = build_model("ef_lf_avg", data.modality_dims(), specs, SMALL)
+    out = model(random_batch_for(data))
+    assert out["sentiment_class"].shape == (5, 3) and out["emotion"].shape == (5, 4)
+
+    result = train_one_seed(data, "ef_lf_avg", tasks, {**HP, "max_epochs": 4}, seed=0, device="cpu")
+    m = result.test_metrics
+    assert {"acc", "uar", "f1_weighted", "f1_macro"} == set(m["sentiment_class"])
+    assert {"wacc_avg", "f1_avg", "wacc_angry", "f1_neutral", "acc", "uar", "f1_macro"} <= set(m["emotion"])
+    p_sent = result.test_predictions["sentiment_class_prob"]
+    np.testing.assert_allclose(p_sent.sum(axis=1), 1.0, rtol=1e-5)
+    assert result.test_predictions["emotion_prob"].shape == (90, 4)
+    n_sent = int((data.splits["test"].labels["sentiment_class"] >= 0).sum())
+    assert result.confusion["sentiment_class"].sum() == n_sent
+    assert set(result.curves) >= {"valid_sentiment_class_uar", "valid_emotion_uar", "valid_emotion_wacc_avg"}
+    assert result.classes["sentiment_class"] == classes["sentiment_class"]
+
+
+def random_batch_for(data: TrainingData, b: int = 5) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    return {m: (torch.from_numpy(x[:b]), torch.from_numpy(lengths[:b]))
+            for m, (x, lengths) in data.splits["train"].features.items()}
+
+
+def test_task_kinds_losses_and_their_errors() -> None:
+    kinds = {"mood": "categorical", "flag": "binary", "level": "regression"}
+    classes = {"mood": ["a", "b", "c"]}
+    specs = normalize_tasks({"mood": 1.0, "flag": 1.0, "level": 1.0}, kinds=kinds, classes=classes)
+    assert [(s.kind, s.loss, s.n_outputs) for s in specs.values()] == [
+        ("categorical", "ce", 3), ("binary", "bce", 1), ("regression", "l1", 1)]
+    for task, bad in [("mood", {"loss": "l1"}), ("flag", {"loss": "ce"}), ("level", {"loss": "bce"}),
+                      ("mood", {"loss": "bce", "class_weight": "balanced"}),
+                      ("level", {"class_weight": "balanced"}), ("mood", {"class_weight": "inverse"})]:
+        with pytest.raises(ValueError, match=task):
+            normalize_tasks({task: {"weight": 1.0, **bad}}, kinds=kinds, classes=classes)
+    with pytest.raises(ValueError, match="unknown kind"):
+        normalize_tasks({"valence": 1.0})  # not a historical name, no label type given
+    with pytest.raises(ValueError, match="needs its classes"):
+        normalize_tasks({"mood": 1.0}, kinds=kinds)
+    # the historical names without label types keep their kinds
+    legacy = normalize_tasks({"emotion": {"n_classes": 4, "loss": "bce"}, "sentiment": 1, "sarcasm": 1})
+    assert [s.kind for s in legacy.values()] == ["categorical", "regression", "binary"]
+
+
+def test_class_weights_change_the_loss_as_expected() -> None:
+    from affectflow.train.data import balanced_class_weight, loss_weights
+
+    y_train = np.array([0, 0, 0, 1, np.nan], np.float32)  # class 2 absent from train
+    w = balanced_class_weight(y_train, 3)
+    np.testing.assert_allclose(w, [4 / (2 * 3), 4 / (2 * 1), 1.0])  # n / (k · n_c), k = 2 present
+    assert w[y_train[:4].astype(int)].mean() == pytest.approx(1.0)  # λ keeps its scale
+    specs = normalize_tasks({"mood": {"weight": 2.0, "class_weight": "balanced"}},
+                            kinds={"mood": "categorical"}, classes={"mood": ["a", "b", "c"]})
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3)
+    y = torch.tensor([0.0, 0.0, 1.0, 2.0, float("nan")])
+    ce = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 0, 1, 2, 0]), reduction="none")
+    wt = torch.from_numpy(w)
+    total, parts = multitask_loss({"mood": logits}, {"mood": y}, specs, {"mood": wt})
+    torch.testing.assert_close(parts["mood"], (w[0] * (ce[0] + ce[1]) + w[1] * ce[2] + w[2] * ce[3]) / 5)
+    torch.testing.assert_close(total, 2.0 * parts["mood"])
+    _, plain = multitask_loss({"mood": logits}, {"mood": y}, specs)
+    torch.testing.assert_close(plain["mood"], ce[:4].sum() / 5)
+    # binary: the minority positive class is up-weighted
+    flag = normalize_tasks({"flag": {"weight": 1.0, "class_weight": "balanced"}}, kinds={"flag": "binary"})
+    wb = loss_weights(flag, {"flag": np.array([1, 0, 0, 0], np.float32)})["flag"]
+    np.testing.assert_allclose(wb, [4 / 6, 2.0])
+    z = torch.tensor([0.3, -0.2])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(z, torch.tensor([1.0, 0.0]), reduction="none")
+    _, parts = multitask_loss({"flag": z}, {"flag": torch.tensor([1.0, 0.0])}, flag,
+                              {"flag": torch.from_numpy(wb)})
+    torch.testing.assert_close(parts["flag"], (2.0 * bce[0] + 4 / 6 * bce[1]) / 2)
+    # prepare() computes them from the training split; ce targets reject multi-hot input
+    data = vector_data(quartile_class, sizes=(40, 12, 12), **MOOD)
+    prep = prepare(data, {"mood": {"weight": 1.0, "class_weight": "balanced"}})
+    np.testing.assert_allclose(prep.loss_weights["mood"],
+                               balanced_class_weight(prep.targets["train"]["mood"], 4))
+    with pytest.raises(ValueError, match="class-index"):
+        multitask_loss({"mood": logits}, {"mood": torch.eye(3)[[0, 1, 2, 0, 1]]}, specs)
+
+
+# ----------------------------------------------------------------------------- dataset files
+
+
+def write_store(folder, rows, name: str) -> None:
+    from affectflow.features.base import FeatureResult
+    from affectflow.features.store import Provenance, StoreRow, write_partition
+
+    half = (len(rows) + 1) // 2
+    for shard, chunk in enumerate((rows[:half], rows[half:])):
+        store_rows = [StoreRow(u, "sig", reason=r) if r else
+                      StoreRow(u, "sig", FeatureResult(seq, pooled)) for u, seq, pooled, r in chunk]
+        write_partition(folder / f"shard={shard}.parquet", store_rows, Provenance(name, "1", {}, "toy", shard))
+
+
+LABELS = {"emotion": {"type": "categorical", "classes": ["neutral", "happy", "sad"]},
+          "sentiment_class": {"type": "categorical", "classes": ["negative", "neutral", "positive"]},
+          "flag": {"type": "binary"}, "score": {"type": "regression", "min": -3, "max": 3}}
+
+
+@pytest.fixture()
+def toy_corpus(tmp_path):
+    """12 utterances, two stores (egemaps-like: 3-dim frames + 5-dim pooled; text-like: 4-dim
+    frames), u05 rejected by the text store, u03 without an emotion label."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    ids = [f"u{i:02d}" for i in range(12)]
+    audio = [(u, rng.normal(size=(3 + i % 4, 3)), rng.normal(size=5), None) for i, u in enumerate(ids)]
+    text = [(u, rng.normal(size=(2 + i % 3, 4)), rng.normal(size=4), "no text" if u == "u05" else None)
+            for i, u in enumerate(ids)]
+    write_store(tmp_path / "features" / "egemaps", audio, "egemaps")
+    write_store(tmp_path / "features" / "text", text, "text")
+    frame = pd.DataFrame({
+        "utt_id": ids, "split": ["train", "valid", "test"] * 4,
+        "emotion": [None if u == "u03" else ("neutral", "happy", "sad")[i % 3] for i, u in enumerate(ids)],
+        "sentiment_class": [("negative", "neutral", "positive")[(i // 3) % 3] for i in range(12)],
+        "flag": [float(i % 2) for i in range(12)], "score": [(i % 7) - 3.0 for i in range(12)]})
+    frame.to_parquet(tmp_path / "manifest.parquet")
+    pooled = {u: p for u, _, p, _ in audio}
+    return tmp_path, pooled
+
+
+def test_assemble_dataset_with_pooled_views(toy_corpus) -> None:
+    from affectflow.train.dataset import assemble_dataset, load_dataset, modality_sources
+
+    root, pooled = toy_corpus
+    stores, views = modality_sources(root, {"audio": {"extractor": "egemaps", "view": "pooled"},
+                                            "text": "text"})
+    assert views == {"audio": "pooled", "text": "sequence"}
+    assert stores["audio"] == str(root / "features" / "egemaps")
+    tasks = {"emotion": {"weight": 1.0, "loss": "bce"}, "sentiment_class": {"weight": 1.0},
+             "flag": {"weight": 1.0}, "score": {"weight": 0.5}}
+    counts = assemble_dataset(root / "manifest.parquet", stores, LABELS, tasks, root / "ds.npz", views=views)
+    assert counts == {"train": 4, "valid": 4, "test": 3}  # u05 (test) has no text features
+    data = load_dataset(root / "ds.npz")
+    assert data.kinds == {t: LABELS[t]["type"] for t in tasks}
+    assert data.classes == {t: LABELS[t]["classes"] for t in ("emotion", "sentiment_class")}
+    assert data.views == views and data.emotion_classes == LABELS["emotion"]["classes"]
+    train = data.splits["train"]
+    x, lengths = train.features["audio"]
+    assert x.shape == (4, 1, 5) and lengths.tolist() == [1, 1, 1, 1]
+    np.testing.assert_allclose(x[:, 0], np.stack([pooled[u] for u in train.utt_ids]), rtol=1e-6)
+    assert train.features["text"][0].shape[1:] == (4, 4)  # sequence view: padded frames
+    assert train.utt_ids == ["u00", "u03", "u06", "u09"]
+    assert train.labels["emotion"].tolist() == [0, -1, 0, 0]
+    assert train.labels["sentiment_class"].tolist() == [0, 1, 2, 0]
+    assert train.labels["flag"].tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert data.modality_dims() == {"audio": 5, "text": 4}
+    # a loss that does not fit the label type fails at assembly, naming the task
+    with pytest.raises(ValueError, match="score"):
+        assemble_dataset(root / "manifest.parquet", stores, LABELS, {"score": {"weight": 1, "loss": "ce"}},
+                         root / "bad.npz", views=views)
+    with pytest.raises(ValueError, match="view"):
+        modality_sources(root, {"audio": {"extractor": "egemaps", "view": "mean"}})
+    # one fold of a cross-validation protocol: its own split column, empty rows left out
+    import pandas as pd
+
+    frame = pd.read_parquet(root / "manifest.parquet")
+    frame["split_cv_1"] = ["test", "train", "valid", None] * 3
+    frame.to_parquet(root / "manifest.parquet")
+    counts = assemble_dataset(root / "manifest.parquet", stores, LABELS, tasks, root / "fold.npz",
+                              views=views, split_column="split_cv_1")
+    assert counts == {"train": 2, "valid": 3, "test": 3}  # u05 (train here) has no text features
+    fold = load_dataset(root / "fold.npz")
+    assert fold.splits["train"].utt_ids == ["u01", "u09"]
+    assert fold.splits["test"].utt_ids == ["u00", "u04", "u08"]
+
+
+def test_dataset_to_result_files_weights_only_and_figures(toy_corpus, tmp_path) -> None:
+    import json
+
+    from affectflow.report.figures import class_labels, evaluate_runs
+    from affectflow.train.dataset import assemble_dataset, modality_sources
+    from affectflow.train.run import train_to_files
+
+    root, _ = toy_corpus
+    stores, views = modality_sources(root, {"audio": {"extractor": "egemaps", "view": "pooled"}, "text": "text"})
+    tasks = {"emotion": {"weight": 1.0, "loss": "bce"}, "sentiment_class": {"weight": 1.0},
+             "flag": {"weight": 1.0}, "score": {"weight": 0.5}}
+    assemble_dataset(root / "manifest.parquet", stores, LABELS, tasks, root / "ds.npz", views=views)
+    out = tmp_path / "runs"
+    paths = []
+    for model in ("linear", "lf_avg"):
+        result, weights = out / model / "result.json", out / model / "model.pt"
+        train_to_files(root / "ds.npz", model, 0, tasks, {"max_epochs": 2, "hidden": 8}, "cpu",
+                       result, weights)
+        paths.append(result)
+        saved = torch.load(weights)  # the default weights_only=True
+        assert saved["task_kinds"] == {t: LABELS[t]["type"] for t in tasks}
+        assert saved["classes"]["sentiment_class"] == LABELS["sentiment_class"]["classes"]
+        assert saved["task_specs"]["emotion"]["loss"] == "bce" and saved["views"] == views
+        assert isinstance(saved["norm_stats"]["audio"][0], torch.Tensor)
+    record = json.loads(paths[0].read_text())
+    assert record["classes"] == {"emotion": LABELS["emotion"]["classes"], "flag": ["0", "1"],
+                                 "sentiment_class": LABELS["sentiment_class"]["classes"]}
+    assert record["task_kinds"]["score"] == "regression" and "score" in record["test_metrics"]
+    evaluate_runs(paths, tmp_path / "metrics.json", tmp_path / "figures")
+    figures = {p.name for p in (tmp_path / "figures").iterdir()}
+    for model in ("linear", "lf_avg"):
+        assert {f"{model}_{t}_confusion.png" for t in ("emotion", "sentiment_class", "flag")} <= figures
+        assert f"{model}_score_confusion.png" not in figures
+    assert class_labels(record, "sentiment_class", 3) == ["negative", "neutral", "positive"]
+    assert class_labels({"emotion_classes": ["a", "b"]}, "emotion", 2) == ["a", "b"]  # old records
+    assert class_labels({}, "mood", 3) == ["0", "1", "2"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) == {"linear", "lf_avg"} and "f1_macro" in metrics["linear"]["sentiment_class"]
+
+
+def test_load_dataset_written_before_task_kinds(tmp_path) -> None:
+    from affectflow.train.dataset import load_dataset
+
+    arrays = {}
+    for split in ("train", "valid", "test"):
+        arrays[f"{split}/utt_ids"] = np.array(["a", "b"])
+        arrays[f"{split}/audio/x"] = np.ones((2, 1, 3), np.float32)
+        arrays[f"{split}/audio/lengths"] = np.ones(2, np.int64)
+        arrays[f"{split}/emotion"] = np.array([0, 1])
+        arrays[f"{split}/sarcasm"] = np.array([0.0, np.nan], np.float32)
+    np.savez(tmp_path / "old.npz", emotion_classes=np.array(["x", "y"]), **arrays)
+    data = load_dataset(tmp_path / "old.npz")
+    assert data.kinds == {"emotion": "categorical", "sarcasm": "binary"}
+    assert data.classes == {"emotion": ["x", "y"]} and data.splits["test"].emotion.tolist() == [0, 1]
+
+
+def test_evaluate_runs_averages_folds_within_a_seed(tmp_path) -> None:
+    import json
+
+    from affectflow.report.figures import evaluate_runs
+
+    def record(seed: int, acc: float, uar) -> dict:
+        return {"model_name": "m", "seed": seed, "best_epoch": 1,
+                "curves": {"train_loss": [1.0, 0.5], "valid_loss": [1.1, 0.9]},
+                "test_metrics": {"flag": {"acc": acc}, "mood": {"uar": uar}},
+                "confusion": {"flag": [[1, 0], [1, 2]]}, "classes": {"flag": ["no", "yes"]}}
+
+    runs = [record(0, 0.6, 0.5), record(0, 0.8, None), record(1, 0.9, 0.7), record(1, 0.7, 0.9)]
+    paths = []
+    for i, r in enumerate(runs):  # model × fold × seed, as the pipeline lays them out
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(r))
+    metrics = evaluate_runs(paths, tmp_path / "metrics.json", tmp_path / "figures")
+    # per seed: fold means 0.7 and 0.8 (uar: 0.5 with the undefined fold skipped, and 0.8)
+    assert metrics["m"]["flag"]["acc"]["mean"] == pytest.approx(0.75)
+    assert metrics["m"]["flag"]["acc"]["std"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
+    assert metrics["m"]["mood"]["uar"]["mean"] == pytest.approx(0.65)
+    assert (tmp_path / "figures" / "m_flag_confusion.png").exists()

@@ -28,6 +28,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     log.info("demo corpus written: %s", manifest)
 
 
+def cmd_adapt(args: argparse.Namespace) -> None:
+    from affectflow.ingest.adapters import write_adapter_manifest
+
+    adapter = _json(args.adapter)
+    path = write_adapter_manifest(adapter["name"], Path(adapter["root"]), Path(args.output),
+                                  **adapter.get("options", {}))
+    log.info("%s manifest written: %s", adapter["name"], path)
+
+
 def cmd_ingest(args: argparse.Namespace) -> None:
     from affectflow.ingest.run import ingest_corpus
 
@@ -55,12 +64,12 @@ def cmd_rejected(args: argparse.Namespace) -> None:
 
 
 def cmd_assemble(args: argparse.Namespace) -> None:
-    from affectflow.train.dataset import assemble_dataset
+    from affectflow.train.dataset import assemble_dataset, modality_sources
 
-    modalities = _json(args.modalities)
-    stores = {m: str(Path(args.corpus_dir) / "features" / extractor) for m, extractor in modalities.items()}
+    # modality → extractor name (sequence view) or {extractor, view: sequence|pooled}
+    stores, views = modality_sources(args.corpus_dir, _json(args.modalities))
     counts = assemble_dataset(args.manifest, stores, _json(args.labels), _json(args.tasks), args.output,
-                              args.max_steps)
+                              args.max_steps, views=views, split_column=args.split_column)
     log.info("dataset %s: %s", args.output, counts)
 
 
@@ -68,7 +77,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from affectflow.train.run import train_to_files
 
     train_to_files(args.dataset, args.model, args.seed, _json(args.tasks), _json(args.hparams),
-                   args.device, args.result, args.weights, args.threads)
+                   args.device, args.result, args.weights, args.threads, args.model_id or None,
+                   args.modalities.split(",") if args.modalities else None)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -89,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[Callable, list[tuple[str, dict]]]] = {
         "demo": (cmd_demo, [("--out", {"required": True}), ("--generator", {"default": "{}"})]),
+        "adapt": (cmd_adapt, [("--adapter", {"required": True}), ("--output", {"required": True})]),
         "ingest": (cmd_ingest, [("--source", {"required": True}), ("--corpus", {"required": True}),
                                 ("--shards", {"type": int, "default": 8}), ("--labels", {"default": "{}"}),
                                 ("--media-root", {"default": ""}), ("--default-split", {"default": ""}),
@@ -104,12 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         "assemble": (cmd_assemble, [("--manifest", {"required": True}), ("--corpus-dir", {"required": True}),
                                     ("--modalities", {"required": True}), ("--labels", {"required": True}),
                                     ("--tasks", {"required": True}), ("--max-steps", {"type": int, "default": 200}),
+                                    ("--split-column", {"default": "split"}),
                                     ("--output", {"required": True})]),
         "train": (cmd_train, [("--dataset", {"required": True}), ("--model", {"required": True}),
                               ("--seed", {"type": int, "required": True}), ("--tasks", {"required": True}),
                               ("--hparams", {"default": "{}"}), ("--device", {"default": "auto"}),
                               ("--result", {"required": True}), ("--weights", {"required": True}),
-                              ("--threads", {"type": int, "default": 1})]),
+                              ("--threads", {"type": int, "default": 1}),
+                              ("--model-id", {"default": ""}), ("--modalities", {"default": ""})]),
         "evaluate": (cmd_evaluate, [("--results", {"nargs": "+", "required": True}),
                                     ("--metrics", {"required": True}), ("--figures", {"required": True})]),
         "report": (cmd_report, [("--corpus", {"required": True}), ("--metrics", {"required": True}),

@@ -19,7 +19,15 @@ CACHE = config["cache_dir"]
 CORPORA = list(config["corpora"])
 EXTRACTORS = list(config.get("extractors", {}))
 AUDIO_EXTRACTORS = {"egemaps", "logmel"}
-MODELS = config["training"]["models"]
+# Model runs by id: an architecture and the modalities it reads (None: all).
+MODEL_SPECS = {
+    (m if isinstance(m, str) else m["id"]): {
+        "model": m if isinstance(m, str) else m["model"],
+        "modalities": None if isinstance(m, str) else m.get("modalities"),
+    }
+    for m in config["training"]["models"]
+}
+MODELS = list(MODEL_SPECS)
 SEEDS = config["training"]["seeds"]
 
 
@@ -105,6 +113,12 @@ def run_results(wildcards):
             for model in MODELS for fold in folds(wildcards.corpus) for seed in SEEDS]
 
 
+def extractor_settings(corpus, extractor):
+    """An extractor's parameters for a corpus: the global ones, updated by the corpus's own."""
+    own = corpus_config(corpus).get("extractor_params", {}).get(extractor, {})
+    return as_json({**config["extractors"].get(extractor, {}), **own})
+
+
 def corpus_extractors(corpus):
     """Extractors run on a corpus (all configured ones unless the corpus names its own), plus
     media prep when any of them reads audio."""
@@ -156,5 +170,6 @@ def extractor_audio_input(wildcards):
 
 
 def modality_stores(wildcards):
-    return {modality: store_files(wildcards.corpus, extractor)
-            for modality, extractor in config["training"]["modalities"].items()}
+    """Training modality → the shard files of the store feeding it (name or {extractor, view})."""
+    return {modality: store_files(wildcards.corpus, source if isinstance(source, str) else source["extractor"])
+            for modality, source in config["training"]["modalities"].items()}

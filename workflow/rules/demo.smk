@@ -1,4 +1,5 @@
-# The embedded demo corpus, generated deterministically from a seed (see README).
+# Corpora the pipeline makes itself: the embedded demo corpus (generated deterministically from
+# a seed), and manifests built by a dataset adapter from a native layout (EmoDB, MELD, ...).
 
 
 rule demo_corpus:
@@ -17,3 +18,21 @@ rule demo_corpus:
         runtime=res("demo_corpus", "runtime"),
     shell:
         "{params.cli} demo --out {output} --generator {params.generator:q} > {log} 2>&1"
+
+
+rule adapter_manifest:
+    output:
+        "resources/manifests/{corpus}/manifest.csv",
+    params:
+        cli=AFFECTFLOW,
+        adapter=lambda w: as_json(corpus_config(w.corpus)["adapter"]),
+    conda:
+        "../../envs/ingest.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/adapter_manifest.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "{params.cli} adapt --adapter {params.adapter:q} --output {output} > {log} 2>&1"

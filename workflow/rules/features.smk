@@ -13,7 +13,7 @@ rule extract:
     params:
         cli=AFFECTFLOW,
         digest=shard_digest,
-        settings=lambda w: as_json(config["extractors"][w.extractor]),
+        settings=lambda w: extractor_settings(w.corpus, w.extractor),
         cache=f"{CACHE}/{{corpus}}/{{extractor}}/shard={{shard}}.parquet",
         audio_arg=lambda w, input: f"--audio-store {input.audio}" if input.audio else "",
     conda:

@@ -7,7 +7,7 @@ rule assemble_dataset:
         unpack(modality_stores),
         manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
     output:
-        f"{RESULTS}/{{corpus}}/dataset.npz",
+        f"{RESULTS}/{{corpus}}/datasets/{{fold}}.npz",
     params:
         cli=AFFECTFLOW,
         modalities=as_json(config["training"]["modalities"]),
@@ -18,7 +18,7 @@ rule assemble_dataset:
     conda:
         "../../envs/train.yaml"
     log:
-        f"{RESULTS}/logs/{{corpus}}/assemble_dataset.log",
+        f"{RESULTS}/logs/{{corpus}}/assemble_dataset/{{fold}}.log",
     threads: res("default", "threads")
     resources:
         mem_mb=res("train", "mem_mb"),
@@ -26,15 +26,15 @@ rule assemble_dataset:
     shell:
         "{params.cli} assemble --manifest {input.manifest} --corpus-dir {params.corpus_dir}"
         " --modalities {params.modalities:q} --labels {params.labels:q} --tasks {params.tasks:q}"
-        " --max-steps {params.max_steps} --output {output} > {log} 2>&1"
+        " --max-steps {params.max_steps} --split-column {wildcards.fold} --output {output} > {log} 2>&1"
 
 
 rule train:
     input:
-        f"{RESULTS}/{{corpus}}/dataset.npz",
+        f"{RESULTS}/{{corpus}}/datasets/{{fold}}.npz",
     output:
-        result=f"{RESULTS}/{{corpus}}/models/{{model}}/seed={{seed}}/result.json",
-        weights=f"{RESULTS}/{{corpus}}/models/{{model}}/seed={{seed}}/model.pt",
+        result=f"{RESULTS}/{{corpus}}/models/{{model}}/{{fold}}/seed={{seed}}/result.json",
+        weights=f"{RESULTS}/{{corpus}}/models/{{model}}/{{fold}}/seed={{seed}}/model.pt",
     wildcard_constraints:
         model="|".join(MODELS),
     params:
@@ -42,25 +42,27 @@ rule train:
         tasks=as_json(config["training"]["tasks"]),
         hparams=as_json(config["training"].get("hparams", {})),
         device=config["training"].get("device", "auto"),
+        architecture=lambda w: MODEL_SPECS[w.model]["model"],
+        modalities=lambda w: ",".join(MODEL_SPECS[w.model]["modalities"] or []),
     conda:
         "../../envs/train.yaml"
     log:
-        f"{RESULTS}/logs/{{corpus}}/train/{{model}}_seed={{seed}}.log",
+        f"{RESULTS}/logs/{{corpus}}/train/{{model}}/{{fold}}/seed={{seed}}.log",
     threads: res("train", "threads")
     resources:
         mem_mb=res("train", "mem_mb"),
         runtime=res("train", "runtime"),
         gpu=res("train", "gpu"),
     shell:
-        "{params.cli} train --dataset {input} --model {wildcards.model} --seed {wildcards.seed}"
+        "{params.cli} train --dataset {input} --model {params.architecture} --model-id {wildcards.model}"
+        " --modalities={params.modalities:q} --seed {wildcards.seed}"
         " --tasks {params.tasks:q} --hparams {params.hparams:q} --device {params.device}"
         " --threads {threads} --result {output.result} --weights {output.weights} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        expand(f"{RESULTS}/{{{{corpus}}}}/models/{{model}}/seed={{seed}}/result.json",
-               model=MODELS, seed=SEEDS),
+        run_results,
     output:
         metrics=f"{RESULTS}/{{corpus}}/metrics.json",
         figures=directory(f"{RESULTS}/{{corpus}}/figures"),

@@ -1,4 +1,9 @@
-"""Evaluation metrics for emotion, sentiment and sarcasm, as used by Dai et al. and MMSA.
+"""Evaluation metrics by task kind (categorical, binary, regression), as used by Dai et al. and MMSA.
+
+`task_metrics` picks the set by kind: categorical → `categorical_metrics` (acc, uar, f1_weighted,
+f1_macro, optionally the paper's per-class wacc_/f1_ view), binary → `binary_metrics`,
+regression → `sentiment_metrics`. `aggregate_over_folds` averages a cross-validated protocol's
+folds; `aggregate_over_seeds` gives mean ± std over seeds.
 
 Everything delegates to scikit-learn where a library function exists; the only hand-written
 pieces are the paper-specific definitions (WAcc's P == 0 edge case, MMSA's has-0 / non-0 binary
@@ -27,6 +32,10 @@ from sklearn.metrics import (
 )
 
 __all__ = [
+    "task_metrics",
+    "categorical_metrics",
+    "single_label_rows",
+    "aggregate_over_folds",
     "emotion_metrics",
     "sentiment_metrics",
     "binary_metrics",
@@ -225,6 +234,95 @@ def multiclass_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     }
 
 
+PER_CLASS_RESERVED = ("avg", "weighted", "macro")  # class names whose f1_<c> would clash
+
+
+def single_label_rows(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(true class, argmax-predicted class) on the rows with exactly one true class.
+
+    y_true: (N,) class indices (negative or NaN = missing) or (N, C) multi-hot (NaN rows missing;
+    rows with 0 or several positives are not single-label). y_score: (N, C) scores.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_score = np.asarray(y_score, dtype=float)
+    if y_true.ndim == 1:
+        keep = np.isfinite(y_true) & (y_true >= 0)
+        true_cls = y_true[keep].astype(int)
+    else:
+        keep = np.isfinite(y_true).all(axis=1) & (np.nan_to_num(y_true).sum(axis=1) == 1)
+        true_cls = y_true[keep].argmax(axis=1)
+    return true_cls, y_score[keep].argmax(axis=1)
+
+
+def categorical_metrics(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    class_names: Sequence[str],
+    per_class: bool = False,
+    multilabel: bool = False,
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """Metrics of a categorical task from (N, C) class scores (probabilities).
+
+    y_true as in `single_label_rows`. ``acc``, ``uar``, ``f1_weighted``, ``f1_macro``
+    (`multiclass_metrics`) compare the argmax with the true class on single-label rows (NaN when
+    there is none). With `per_class`, the paper's one-vs-rest view is added: ``wacc_<class>``,
+    ``f1_<class>``, ``wacc_avg``, ``f1_avg`` (see `emotion_metrics`) on every labelled row; a class
+    counts as predicted when its score is >= `threshold` (`multilabel`, sigmoid outputs) or when
+    it is the argmax (single-label softmax outputs, where thresholding each class at 0.5 would
+    predict nothing for most rows once C > 2).
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_score = np.asarray(y_score, dtype=float)
+    n_classes = len(class_names)
+    if y_score.ndim != 2 or y_score.shape[1] != n_classes or len(y_score) != len(y_true):
+        raise ValueError(f"categorical_metrics needs y_score of shape ({len(y_true)}, "
+                         f"{n_classes}); got {y_score.shape}")
+    if y_true.ndim == 1:
+        labelled = np.isfinite(y_true) & (y_true >= 0)
+        multi_hot = np.eye(n_classes)[y_true[labelled].astype(int)]
+    else:
+        labelled = np.isfinite(y_true).all(axis=1)
+        multi_hot = y_true[labelled]
+    if not labelled.any():
+        raise ValueError("categorical_metrics: no labelled sample")
+    true_cls, pred_cls = single_label_rows(y_true, y_score)
+    if true_cls.size:
+        out = multiclass_metrics(true_cls, pred_cls)
+    else:
+        out = dict.fromkeys(("acc", "uar", "f1_weighted", "f1_macro"), math.nan)
+    if per_class:
+        clash = [c for c in class_names if c in PER_CLASS_RESERVED]
+        if clash:
+            raise ValueError(f"class names {clash} clash with metric names f1_/wacc_{clash[0]}")
+        scores = y_score[labelled]
+        if not multilabel:
+            scores = np.eye(n_classes)[scores.argmax(axis=1)]
+        paper = emotion_metrics(multi_hot, scores, class_names, threshold)
+        out.update({k: v for k, v in paper.items() if k not in ("acc", "uar")})
+    return out
+
+
+def task_metrics(
+    kind: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    class_names: Sequence[str] = (),
+    per_class: bool = False,
+    multilabel: bool = False,
+) -> dict[str, float]:
+    """Metrics of one task by kind: ``categorical`` → `categorical_metrics` (y_pred (N, C)
+    probabilities), ``binary`` → `binary_metrics` (y_pred positive-class probability),
+    ``regression`` → `sentiment_metrics` (y_pred the predicted value)."""
+    if kind == "categorical":
+        return categorical_metrics(y_true, y_pred, class_names, per_class, multilabel)
+    if kind == "binary":
+        return binary_metrics(y_true, y_pred)
+    if kind == "regression":
+        return sentiment_metrics(y_true, y_pred)
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """(n_classes, n_classes) confusion matrix, rows = true class, columns = predicted class,
     with every class present even when absent from the data."""
@@ -255,3 +353,23 @@ def aggregate_over_seeds(
             std = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
             names[name] = {"mean": float(vals.mean()), "std": std}
     return out
+
+
+def aggregate_over_folds(
+    per_fold: Sequence[Mapping[str, Mapping[str, float | None]]],
+) -> dict[str, dict[str, float]]:
+    """Mean over the folds of a cross-validated protocol, per ``{task: {metric: value}}``.
+
+    NaN-aware: a metric undefined in some folds (NaN or None, e.g. a class absent from one
+    speaker's test fold) is averaged over the folds where it is defined, and is NaN only when it
+    is undefined in every fold; a metric missing from some folds is averaged over those reporting
+    it. Typical use: per seed, the fold average; then `aggregate_over_seeds` over the seeds.
+    """
+    collected: dict[str, dict[str, list[float]]] = {}
+    for fold in per_fold:
+        for task, metrics in fold.items():
+            for name, value in metrics.items():
+                value = math.nan if value is None else float(value)
+                collected.setdefault(task, {}).setdefault(name, []).append(value)
+    return {task: {name: _nanmean(values) for name, values in names.items()}
+            for task, names in collected.items()}

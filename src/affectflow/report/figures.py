@@ -14,12 +14,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from affectflow.evaluate.metrics import aggregate_over_seeds  # noqa: E402
+from affectflow.evaluate.metrics import aggregate_over_folds, aggregate_over_seeds  # noqa: E402
 from affectflow.train.run import json_safe  # noqa: E402
 
 
 def load_results(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[dict[str, Any]]]:
-    """model name → its per-seed result records, in seed order."""
+    """model name → its result records (one per seed, or per fold × seed), in seed order."""
     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for path in paths:
         with open(path) as handle:
@@ -31,11 +31,15 @@ def load_results(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[dict
 def plot_curves(model: str, records: list[dict[str, Any]], path: Path) -> None:
     """Training and validation loss per epoch for every seed, best epoch marked."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i, record in enumerate(records):
-        colour = f"C{i % 10}"
+    seeds = sorted({r["seed"] for r in records})
+    labelled: set[int] = set()
+    for record in records:  # several records per seed (folds) share the seed's colour
+        colour = f"C{seeds.index(record['seed']) % 10}"
+        label = None if record["seed"] in labelled else f"seed {record['seed']}"
+        labelled.add(record["seed"])
         epochs = np.arange(1, len(record["curves"]["train_loss"]) + 1)
         ax.plot(epochs, record["curves"]["train_loss"], color=colour, alpha=0.5, linestyle="--")
-        ax.plot(epochs, record["curves"]["valid_loss"], color=colour, label=f"seed {record['seed']}")
+        ax.plot(epochs, record["curves"]["valid_loss"], color=colour, label=label)
         best = record["best_epoch"]
         ax.plot([best], [record["curves"]["valid_loss"][best - 1]], "o", color=colour)
     ax.set(title=f"{model}: loss (dashed train, solid valid; dot = restored epoch)",
@@ -48,8 +52,9 @@ def plot_curves(model: str, records: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_confusion(model: str, task: str, matrix: np.ndarray, labels: list[str], path: Path) -> None:
-    """Test confusion matrix summed over seeds (rows true, columns predicted)."""
-    fig, ax = plt.subplots(figsize=(3.6, 3.2))
+    """Test confusion matrix summed over seeds (and folds) (rows true, columns predicted)."""
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(max(3.6, 1.6 + 0.45 * n), max(3.2, 1.4 + 0.4 * n)))
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, str(int(value)), ha="center", va="center",
@@ -63,24 +68,44 @@ def plot_confusion(model: str, task: str, matrix: np.ndarray, labels: list[str],
     plt.close(fig)
 
 
+def class_labels(record: dict[str, Any], task: str, n: int) -> list[str]:
+    """A task's class names from a result record (``classes``; records written before it:
+    ``emotion_classes`` for emotion, 0/1 for a 2×2 matrix), else the class indices."""
+    labels = record.get("classes", {}).get(task) or []
+    if not labels and task == "emotion":
+        labels = record.get("emotion_classes") or []
+    if not labels and n == 2:
+        labels = ["0", "1"]
+    return [str(c) for c in labels] if len(labels) == n else [str(i) for i in range(n)]
+
+
 def evaluate_runs(result_paths: Sequence[str | os.PathLike[str]], metrics_path: str | os.PathLike[str],
                   figures_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write {model: {task: {metric: {"mean", "std"}}}} and the figures; return the metrics."""
+    """Write {model: {task: {metric: {"mean", "std"}}}} (over seeds, of each seed's fold average
+    when a seed has several fold records) and the figures (loss curves per model,
+    one confusion matrix per model and categorical/binary task, class-labelled); return the
+    metrics."""
     by_model = load_results(result_paths)
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {}
     for model, records in by_model.items():
-        per_seed = [{t: {k: (float("nan") if v is None else v) for k, v in m.items()}
-                     for t, m in r["test_metrics"].items()} for r in records]
-        metrics[model] = aggregate_over_seeds(per_seed)
+        # Cross-validated protocols give several records (folds) per seed: average the folds of
+        # each seed first (NaN-aware), then mean ± std over seeds. One record per seed: unchanged.
+        folds_by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            folds_by_seed[r["seed"]].append(r["test_metrics"])
+        metrics[model] = aggregate_over_seeds(
+            [aggregate_over_folds(folds) for _, folds in sorted(folds_by_seed.items())])
         plot_curves(model, records, figures / f"{model}_curves.png")
-        for task, labels in (("emotion", records[0].get("emotion_classes", [])), ("sarcasm", ["0", "1"])):
-            matrices = [np.asarray(r["confusion"][task]) for r in records if task in r.get("confusion", {})]
-            if matrices:
-                plot_confusion(model, task, np.sum(matrices, axis=0), labels or
-                               [str(i) for i in range(len(matrices[0]))],
-                               figures / f"{model}_{task}_confusion.png")
+        tasks = sorted({t for r in records for t in r.get("confusion", {})})
+        for task in tasks:
+            matrices = [np.asarray(r["confusion"][task]) for r in records if task in r["confusion"]]
+            if {m.shape for m in matrices} != {matrices[0].shape}:
+                raise ValueError(f"{model}: {task} confusion matrices differ in shape across seeds")
+            plot_confusion(model, task, np.sum(matrices, axis=0),
+                           class_labels(records[0], task, len(matrices[0])),
+                           figures / f"{model}_{task}_confusion.png")
     with open(metrics_path, "w") as handle:
         json.dump(json_safe(metrics), handle, indent=2, sort_keys=True)
     return metrics

@@ -1,8 +1,15 @@
 """Assemble modality feature stores and manifest labels into one padded training dataset (.npz).
 
 Only utterances with accepted features in every training modality are used; the others are in
-the corpus's rejected table with the reason. The .npz keys are ``<split>/<modality>/x`` (N, T, D),
-``<split>/<modality>/lengths``, ``<split>/utt_ids``, ``<split>/<task>`` and ``emotion_classes``.
+the corpus's rejected table with the reason. Each modality is read in one of two views:
+``sequence`` (the extractor's frames, padded; the default) or ``pooled`` (its utterance-level
+vector, e.g. eGeMAPS functionals, stored as a sequence of length 1).
+
+The .npz keys: ``<split>/<modality>/x`` (N, T, D), ``<split>/<modality>/lengths``,
+``<split>/utt_ids``, ``<split>/<task>`` (class index, −1 missing, for categorical tasks; float,
+NaN missing, otherwise), ``kind/<task>`` (categorical | binary | regression), ``classes/<task>``
+(class names of a categorical task), ``view/<modality>`` and, for a categorical ``emotion``,
+``emotion_classes`` (the historical key).
 """
 
 from __future__ import annotations
@@ -15,10 +22,35 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from affectflow.features.reader import accepted_ids, read_sequences
-from affectflow.train.loop import SPLITS, SplitData, TrainingData
+from affectflow.features.reader import accepted_ids, read_pooled, read_sequences
+from affectflow.train.data import SPLITS, SplitData, TrainingData
+from affectflow.train.tasks import LEGACY_KINDS, normalize_tasks
 
 log = logging.getLogger(__name__)
+VIEWS = ("sequence", "pooled")
+
+
+def modality_sources(corpus_dir: str | os.PathLike[str],
+                     modalities: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """``training.modalities`` → ({modality: store folder}, {modality: view}).
+
+    A value is an extractor name (sequence view) or ``{"extractor": name, "view": "sequence" |
+    "pooled"}``; stores are ``<corpus_dir>/features/<extractor>``.
+    """
+    stores, views = {}, {}
+    for modality, spec in modalities.items():
+        if isinstance(spec, str):
+            extractor, view = spec, "sequence"
+        elif isinstance(spec, Mapping) and "extractor" in spec:
+            extractor, view = str(spec["extractor"]), str(spec.get("view", "sequence"))
+        else:
+            raise ValueError(f"modality {modality!r}: expected an extractor name or "
+                             f"{{extractor, view}}, got {spec!r}")
+        if view not in VIEWS:
+            raise ValueError(f"modality {modality!r}: view must be one of {VIEWS}, got {view!r}")
+        stores[modality] = str(Path(corpus_dir) / "features" / extractor)
+        views[modality] = view
+    return stores, views
 
 
 def _task_array(frame: pd.DataFrame, task: str, spec: Mapping[str, Any]) -> np.ndarray:
@@ -30,15 +62,46 @@ def _task_array(frame: pd.DataFrame, task: str, spec: Mapping[str, Any]) -> np.n
     return pd.to_numeric(frame[task], errors="coerce").to_numpy(np.float32)
 
 
+def _read_view(store: str, ids: list[str], view: str, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    if view == "pooled":
+        values = read_pooled(store, ids).values
+        if values.ndim != 2 or (len(ids) and values.shape[1] == 0):
+            raise ValueError(f"{store}: no pooled vectors for the pooled view")
+        return values[:, None, :].astype(np.float32), np.ones(len(ids), np.int64)
+    seq = read_sequences(store, ids, max_steps=max_steps)
+    return seq.values, seq.lengths
+
+
 def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str | os.PathLike[str]],
                      labels: Mapping[str, Mapping[str, Any]], tasks: Mapping[str, Any],
-                     output: str | os.PathLike[str], max_steps: int = 200) -> dict[str, int]:
-    """Write the dataset; returns the number of utterances per split."""
+                     output: str | os.PathLike[str], max_steps: int = 200,
+                     views: Mapping[str, str] | None = None,
+                     split_column: str = "split") -> dict[str, int]:
+    """Write the dataset; returns the number of utterances per split.
+
+    `stores`: {modality: store folder}; `views`: {modality: "sequence" (default) | "pooled"}
+    (see `modality_sources` for the config form). `labels`: the corpus's label types; `tasks`:
+    ``training.tasks`` (checked here against the label types, so a bad loss fails early).
+    `split_column`: the manifest column giving train/valid/test (e.g. ``split_loso_03`` for one
+    fold of a cross-validation protocol); rows with any other value (empty) are left out.
+    """
+    views = dict(views or {})
+    bad = {m: v for m, v in views.items() if v not in VIEWS or m not in stores}
+    if bad:
+        raise ValueError(f"bad views {bad}: each must name a modality and be one of {VIEWS}")
     frame = pd.read_parquet(manifest)
+    if split_column not in frame.columns:
+        raise ValueError(f"manifest has no split column {split_column!r}")
+    odd = [t for t in tasks if "/" in t or t == "utt_ids"]
+    if odd:
+        raise ValueError(f"task names {odd} cannot be stored (no '/', not 'utt_ids')")
     unknown = [t for t in tasks if t not in labels]
     if unknown:
         raise ValueError(f"training tasks {unknown} are not labels of this corpus "
                          f"(labels: {sorted(labels)})")
+    kinds = {t: str(labels[t]["type"]) for t in tasks}
+    classes = {t: list(labels[t]["classes"]) for t in tasks if kinds[t] == "categorical"}
+    normalize_tasks(tasks, kinds=kinds, classes=classes)  # fail now on a loss that does not fit
     usable = set(frame["utt_id"])
     for modality, store in stores.items():
         have = accepted_ids(store)
@@ -50,21 +113,27 @@ def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str 
     arrays: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for split in SPLITS:
-        part = frame[frame["split"] == split]
+        part = frame[frame[split_column] == split]
         counts[split] = len(part)
         if part.empty:
-            raise ValueError(f"no usable utterances in the {split} split "
+            raise ValueError(f"no usable utterances in the {split} split of {split_column!r} "
                              f"({len(frame)} usable in all; check the rejected table)")
         ids = part["utt_id"].tolist()
         arrays[f"{split}/utt_ids"] = np.array(ids)
         for modality, store in stores.items():
-            seq = read_sequences(store, ids, max_steps=max_steps)
-            arrays[f"{split}/{modality}/x"] = seq.values
-            arrays[f"{split}/{modality}/lengths"] = seq.lengths
+            x, lengths = _read_view(str(store), ids, views.get(modality, "sequence"), max_steps)
+            arrays[f"{split}/{modality}/x"] = x
+            arrays[f"{split}/{modality}/lengths"] = lengths
         for task in tasks:
             arrays[f"{split}/{task}"] = _task_array(part, task, labels[task])
-    if "emotion" in tasks:
-        arrays["emotion_classes"] = np.array(labels["emotion"]["classes"])
+    for task in tasks:
+        arrays[f"kind/{task}"] = np.array(kinds[task])
+        if task in classes:
+            arrays[f"classes/{task}"] = np.array(classes[task])
+    for modality in stores:
+        arrays[f"view/{modality}"] = np.array(views.get(modality, "sequence"))
+    if "emotion" in classes:
+        arrays["emotion_classes"] = np.array(classes["emotion"])
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     with open(output, "wb") as handle:
         np.savez(handle, **arrays)
@@ -72,17 +141,24 @@ def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str 
 
 
 def load_dataset(path: str | os.PathLike[str]) -> TrainingData:
-    """Read an assembled .npz back as `TrainingData`."""
+    """Read an assembled .npz back as `TrainingData` (also datasets written before task kinds
+    were stored: their emotion/sentiment/sarcasm columns get the historical kinds)."""
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
+        kinds = {k.split("/", 1)[1]: str(data[k]) for k in keys if k.startswith("kind/")}
+        if not kinds:
+            kinds = {t: kind for t, kind in LEGACY_KINDS.items() if f"train/{t}" in keys}
+        classes = {k.split("/", 1)[1]: data[k].tolist() for k in keys if k.startswith("classes/")}
+        if "emotion_classes" in keys and "emotion" not in classes:
+            classes["emotion"] = data["emotion_classes"].tolist()
+        views = {k.split("/", 1)[1]: str(data[k]) for k in keys if k.startswith("view/")}
         splits: dict[str, SplitData] = {}
         for split in SPLITS:
             modalities = sorted({k.split("/")[1] for k in keys
                                  if k.startswith(f"{split}/") and k.endswith("/x")})
             features = {m: (data[f"{split}/{m}/x"], data[f"{split}/{m}/lengths"]) for m in modalities}
-            labels = {task: data[f"{split}/{task}"] for task in ("emotion", "sentiment", "sarcasm")
-                      if f"{split}/{task}" in keys}
+            labels = {task: data[f"{split}/{task}"] for task in kinds if f"{split}/{task}" in keys}
             splits[split] = SplitData(features=features, utt_ids=data[f"{split}/utt_ids"].tolist(),
-                                      **labels)
-        classes = data["emotion_classes"].tolist() if "emotion_classes" in keys else []
-    return TrainingData(splits=splits, emotion_classes=classes)
+                                      labels=labels)
+    return TrainingData(splits=splits, emotion_classes=classes.get("emotion", []),
+                        classes=classes, kinds=kinds, views=views)

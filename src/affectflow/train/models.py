@@ -14,76 +14,40 @@ resampling gives padded steps zero weight.
   weighted sum (⊕ in the paper's Fig. 2) ``w_ef * p_ef + w_lf * p_lf`` with ``(w_ef, w_lf) =
   softmax(a)`` for two learnable scalars ``a`` initialised equal: the weights stay positive, sum to
   1 and are readable via `fusion_weights()`.
+- linear: no learned encoder; the masked mean over time of each modality, concatenated, goes
+  straight into one linear layer per task (no hidden layer, no dropout). With the loop's feature
+  standardisation this is a multinomial logistic regression (or linear regressor) trained with
+  Adam and early stopping: the classic eGeMAPS-functionals baseline when fed pooled views.
 
 Multi-task (Eq. 1-2 of the paper): the shared encoder gives r; one linear head per task with
-λ > 0 (a λ of 0 means "task not used", as in the paper's Table 9): ``emotion`` (C logits,
-multi-label BCE with per-class ``pos_weight``), ``sentiment`` (1 value, L1 or MSE regression),
-``sarcasm`` (1 logit, BCE). `multitask_loss` computes Σ_j λ_j · L_j with missing labels masked.
+λ > 0 (a λ of 0 means "task not used", as in the paper's Table 9). A head's size and loss follow
+the task's kind (see `affectflow.train.tasks`): categorical C logits (softmax CE or multi-label
+BCE), binary 1 logit, regression 1 value. `multitask_loss` computes Σ_j λ_j · L_j with missing
+labels masked.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from affectflow.train.tasks import (  # noqa: F401  (re-exported: the historical home)
+    TaskSpec,
+    multitask_loss,
+    normalize_tasks,
+    per_sample_losses,
+)
+
 Batch = Mapping[str, tuple[Tensor, Tensor]]
 
-TASKS = ("emotion", "sentiment", "sarcasm")
+TASKS = ("emotion", "sentiment", "sarcasm")  # the historical task names (any label name works)
 FUSIONS = ("ef", "lf", "ef_lf")
 BACKBONES = ("avg", "lstm")
-MODEL_NAMES = tuple(f"{f}_{b}" for f in FUSIONS for b in BACKBONES)
+MODEL_NAMES = (*(f"{f}_{b}" for f in FUSIONS for b in BACKBONES), "linear")
 DEFAULT_HPARAMS: dict[str, Any] = {"hidden": 64, "ef_steps": 32, "dropout": 0.1}
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task as the model and the loss see it: loss weight λ, outputs, regression loss."""
-
-    name: str
-    weight: float
-    n_outputs: int = 1
-    loss: str = "bce"  # "bce" for emotion/sarcasm; "l1" or "mse" for sentiment
-
-
-def normalize_tasks(
-    tasks: Mapping[str, Any], n_emotion_classes: int | None = None
-) -> dict[str, TaskSpec]:
-    """Turn the config's task mapping into `TaskSpec`s, keeping only tasks with λ > 0.
-
-    Each value is either a number (λ) or a dict with ``weight`` (alias ``lambda``, default 1.0),
-    for emotion ``n_classes`` (or ``classes``, a list) unless `n_emotion_classes` is given, and for
-    sentiment ``loss`` ("l1", default, or "mse").
-    """
-    specs: dict[str, TaskSpec] = {}
-    for name, value in tasks.items():
-        if name not in TASKS:
-            raise ValueError(f"unknown task {name!r}; known: {TASKS}")
-        is_number = isinstance(value, (int, float))
-        cfg: Mapping[str, Any] = {"weight": value} if is_number else value or {}
-        weight = float(cfg.get("weight", cfg.get("lambda", 1.0)))
-        if weight < 0:
-            raise ValueError(f"task {name!r}: λ must be >= 0, got {weight}")
-        if weight == 0:
-            continue
-        if name == "emotion":
-            n = n_emotion_classes or cfg.get("n_classes") or len(cfg.get("classes", ()))
-            if not n:
-                raise ValueError("task 'emotion' needs n_classes (or classes)")
-            specs[name] = TaskSpec(name, weight, int(n), "bce")
-        elif name == "sentiment":
-            loss = str(cfg.get("loss", "l1")).lower()
-            if loss not in ("l1", "mse"):
-                raise ValueError(f"sentiment loss must be 'l1' or 'mse', got {loss!r}")
-            specs[name] = TaskSpec(name, weight, 1, loss)
-        else:
-            specs[name] = TaskSpec(name, weight, 1, "bce")
-    if not specs:
-        raise ValueError("no task with λ > 0")
-    return specs
 
 
 def valid_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -109,6 +73,12 @@ def masked_resample(x: Tensor, lengths: Tensor, steps: int) -> Tensor:
     return torch.bmm(overlap / span, x)
 
 
+def masked_mean(x: Tensor, lengths: Tensor) -> Tensor:
+    """(B, T, D) -> (B, D): mean over the valid steps; padding (even NaN) never leaks."""
+    mask = valid_mask(lengths, x.shape[1])[..., None]
+    return x.masked_fill(~mask, 0.0).sum(dim=1) / lengths[:, None].to(x.dtype)
+
+
 class AvgBackbone(nn.Module):
     """Masked mean over valid steps, then Linear + ReLU to `hidden` (the paper's AVG)."""
 
@@ -118,9 +88,7 @@ class AvgBackbone(nn.Module):
         self.out_dim = hidden
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        mask = valid_mask(lengths, x.shape[1])[..., None]
-        mean = x.masked_fill(~mask, 0.0).sum(dim=1) / lengths[:, None].to(x.dtype)
-        return self.proj(mean)
+        return self.proj(masked_mean(x, lengths))
 
 
 class LstmBackbone(nn.Module):
@@ -210,12 +178,32 @@ class FusionEncoder(nn.Module):
         return w[0] * ef + w[1] * lf
 
 
+class PooledEncoder(nn.Module):
+    """The `linear` model's "encoder": masked mean over time of each modality (sorted by name),
+    concatenated; no parameters, so the task heads on top are plain linear models."""
+
+    fusion = "linear"
+
+    def __init__(self, modality_dims: Mapping[str, int]) -> None:
+        super().__init__()
+        if not modality_dims:
+            raise ValueError("at least one modality is needed")
+        self.modalities = sorted(modality_dims)
+        self.out_dim = sum(int(modality_dims[m]) for m in self.modalities)
+
+    def forward(self, inputs: Batch) -> Tensor:
+        missing = set(self.modalities) - set(inputs)
+        if missing:
+            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.modalities}")
+        return torch.cat([masked_mean(*inputs[m]) for m in self.modalities], dim=-1)
+
+
 class MultiTaskModel(nn.Module):
-    """Shared `FusionEncoder` + one linear head per active task. forward -> {task: output}:
-    emotion (B, C) logits, sentiment (B,) score, sarcasm (B,) logit."""
+    """Shared encoder + one linear head per active task. forward -> {task: output}: categorical
+    (B, C) logits, binary (B,) logit, regression (B,) value."""
 
     def __init__(
-        self, encoder: FusionEncoder, tasks: Mapping[str, TaskSpec], name: str = ""
+        self, encoder: nn.Module, tasks: Mapping[str, TaskSpec], name: str = ""
     ) -> None:
         super().__init__()
         self.name = name
@@ -230,7 +218,7 @@ class MultiTaskModel(nn.Module):
         out = {}
         for task, head in self.heads.items():
             y = head(r)
-            out[task] = y if task == "emotion" else y.squeeze(-1)
+            out[task] = y if self.tasks[task].kind == "categorical" else y.squeeze(-1)
         return out
 
 
@@ -240,72 +228,16 @@ def build_model(
     tasks: Mapping[str, Any],
     hparams: Mapping[str, Any],
 ) -> MultiTaskModel:
-    """Build ``ef_avg | lf_avg | ef_lf_avg | ef_lstm | lf_lstm | ef_lf_lstm``.
+    """Build ``ef_avg | lf_avg | ef_lf_avg | ef_lstm | lf_lstm | ef_lf_lstm | linear``.
 
     `tasks` is as in `normalize_tasks` (or already ``{name: TaskSpec}``); `hparams` may set
-    ``hidden`` (64), ``ef_steps`` (32) and ``dropout`` (0.1, LSTM only).
+    ``hidden`` (64), ``ef_steps`` (32) and ``dropout`` (0.1, LSTM only); `linear` uses none.
     """
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; known: {MODEL_NAMES}")
-    fusion, backbone = name.rsplit("_", 1)
     is_specs = bool(tasks) and all(isinstance(v, TaskSpec) for v in tasks.values())
     specs = dict(tasks) if is_specs else normalize_tasks(tasks)
+    if name == "linear":
+        return MultiTaskModel(PooledEncoder(modality_dims), specs, name)
+    fusion, backbone = name.rsplit("_", 1)
     return MultiTaskModel(FusionEncoder(fusion, backbone, modality_dims, hparams), specs, name)
-
-
-def per_sample_losses(
-    outputs: Mapping[str, Tensor],
-    targets: Mapping[str, Tensor],
-    tasks: Mapping[str, TaskSpec],
-    emotion_pos_weight: Tensor | None = None,
-) -> dict[str, tuple[Tensor, Tensor]]:
-    """{task: (loss per sample (B,), labelled mask (B,))}; unlabelled samples have loss exactly 0.
-
-    Missing labels are NaN (emotion: a row of NaN in the (B, C) multi-hot target). Targets are
-    sanitised before the loss so no NaN reaches the graph (NaN·0 would still be NaN).
-    Emotion: BCE-with-logits (with `emotion_pos_weight`) averaged over the C classes, so a fully
-    labelled batch gives exactly PyTorch's default ``BCEWithLogitsLoss(pos_weight=...)`` (mean over
-    B·C), which is the scale the paper's λ values (Table 9) were tuned on.
-    """
-    result = {}
-    for task, spec in tasks.items():
-        if task not in targets:
-            continue
-        out, y = outputs[task], targets[task].to(outputs[task].dtype)
-        labelled = ~torch.isnan(y) if y.dim() == 1 else ~torch.isnan(y).any(dim=-1)
-        y_safe = torch.nan_to_num(y, nan=0.0)
-        if task == "emotion":
-            loss = nn.functional.binary_cross_entropy_with_logits(
-                out, y_safe, pos_weight=emotion_pos_weight, reduction="none"
-            ).mean(dim=-1)
-        elif spec.loss == "bce":
-            loss = nn.functional.binary_cross_entropy_with_logits(out, y_safe, reduction="none")
-        elif spec.loss == "mse":
-            loss = nn.functional.mse_loss(out, y_safe, reduction="none")
-        else:
-            loss = nn.functional.l1_loss(out, y_safe, reduction="none")
-        result[task] = (torch.where(labelled, loss, torch.zeros_like(loss)), labelled)
-    return result
-
-
-def multitask_loss(
-    outputs: Mapping[str, Tensor],
-    targets: Mapping[str, Tensor],
-    tasks: Mapping[str, TaskSpec],
-    emotion_pos_weight: Tensor | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Total loss Σ_j λ_j · (Σ_i l_ij) / B (Eq. 2 of the paper, normalised by batch size B).
-
-    Dividing the per-task sum by B, not by the number of labelled samples, gives every labelled
-    sample the same weight λ_j / B whatever the rest of the batch holds: an unlabelled sample
-    contributes nothing and a batch with one sarcasm label does not blow that label up.
-    Returns (total, {task: unweighted Σ_i l_ij / B}).
-    """
-    losses = per_sample_losses(outputs, targets, tasks, emotion_pos_weight)
-    any_out = next(iter(outputs.values()))
-    total = any_out.new_zeros(())
-    parts = {}
-    for task, (loss, _) in losses.items():
-        parts[task] = loss.sum() / loss.shape[0]
-        total = total + tasks[task].weight * parts[task]
-    return total, parts

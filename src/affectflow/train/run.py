@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from affectflow.train.dataset import load_dataset
-from affectflow.train.loop import train_one_seed
+from affectflow.train.loop import TrainingData, train_one_seed
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,19 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def select_modalities(data: TrainingData, modalities: list[str] | None) -> TrainingData:
+    """`data` restricted to `modalities` (all when None); unknown names are an error."""
+    if not modalities:
+        return data
+    have = set(data.splits["train"].features)
+    unknown = sorted(set(modalities) - have)
+    if unknown:
+        raise ValueError(f"modalities {unknown} are not in the dataset (has {sorted(have)})")
+    for split in data.splits.values():
+        split.features = {m: split.features[m] for m in modalities}
+    return data
+
+
 def resolve_device(device: str) -> str:
     """`auto` → CUDA when present, else CPU; anything else is passed to torch as is."""
     if device == "auto":
@@ -38,29 +51,40 @@ def resolve_device(device: str) -> str:
 
 def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks: Mapping[str, Any],
                    hparams: Mapping[str, Any], device: str, result_path: str | os.PathLike[str],
-                   weights_path: str | os.PathLike[str], threads: int = 1) -> dict[str, Any]:
+                   weights_path: str | os.PathLike[str], threads: int = 1,
+                   model_id: str | None = None, modalities: list[str] | None = None) -> dict[str, Any]:
     """Train, evaluate on test, write the result JSON (metrics, curves, predictions) and weights.
 
+    `model` is the architecture; `model_id` names the run in results (default: the architecture)
+    and `modalities` restricts it to some of the dataset's modalities (default: all).
     `threads` caps torch's CPU threads: these models are small, and more threads than the job
     was given only make it slower on a busy machine.
     """
     torch.set_num_threads(max(int(threads), 1))
-    data = load_dataset(dataset)
+    data = select_modalities(load_dataset(dataset), modalities)
     device = resolve_device(device)
     log.info("training %s seed %d on %s: %s", model, seed, device,
              {s: d.n for s, d in data.splits.items()})
     result = train_one_seed(data, model, tasks, hparams, seed, device)
     record = result.to_dict()
+    record.update({"model_name": model_id or model, "architecture": model,
+                   "modalities": sorted(data.splits["train"].features)})
+    specs = ({t: s.to_dict() for t, s in result.model.tasks.items()} if result.model else {})
+    # classes: per categorical/binary task, the confusion-matrix labels (report/figures.py)
     record.update({"device": device, "emotion_classes": data.emotion_classes,
-                   "hparams": dict(hparams), "tasks": dict(tasks)})
+                   "hparams": dict(hparams), "tasks": dict(tasks), "task_specs": specs,
+                   "views": dict(data.views), "dataset": os.fspath(dataset)})
     Path(result_path).parent.mkdir(parents=True, exist_ok=True)
     with open(result_path, "w") as handle:
         json.dump(json_safe(record), handle)
+    # Only tensors and plain containers of str/int/float/None, so `torch.load` works with the
+    # default weights_only=True.
     torch.save({"state_dict": result.model.state_dict() if result.model else {},
                 "norm_stats": {m: (torch.as_tensor(mean), torch.as_tensor(std))
                                for m, (mean, std) in (result.norm_stats or {}).items()},
                 "model": model, "seed": seed,
-                "emotion_classes": data.emotion_classes, "hparams": dict(hparams),
-                "tasks": dict(tasks)}, weights_path)
+                "emotion_classes": list(data.emotion_classes), "hparams": dict(hparams),
+                "tasks": dict(tasks), "task_specs": specs, "classes": dict(result.classes),
+                "task_kinds": dict(result.task_kinds), "views": dict(data.views)}, weights_path)
     log.info("test metrics: %s", json.dumps(result.test_metrics))
     return record
