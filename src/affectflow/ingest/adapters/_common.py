@@ -161,3 +161,11 @@ def apply_split_fold(manifest: pd.DataFrame, fold: Mapping[str, Any]) -> pd.Data
     if unassigned:
         raise ManifestError(f"fold {fold.get('fold')}: {by} value(s) {unassigned} are in no split")
     return out
+
+
+def apply_fold_index(manifest: pd.DataFrame, folds: Sequence[Mapping[str, Any]], fold: int,
+                     where: Any) -> pd.DataFrame:
+    """`manifest` with `split` from `folds[fold]`; a fold out of range names `where`."""
+    if not -len(folds) <= fold < len(folds):
+        raise ManifestError(f"{where}: fold {fold} out of range (0..{len(folds) - 1})")
+    return apply_split_fold(manifest, folds[fold])

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from affectflow.ingest.adapters._common import apply_split_fold, cyclic_folds, manifest_frame
+from affectflow.ingest.adapters._common import apply_fold_index, apply_split_fold, cyclic_folds, manifest_frame
 from affectflow.ingest.manifest import ManifestError
 
 DATASET = "emodb"
@@ -124,10 +124,7 @@ def build_manifest(root: Path, fold: int | None = 0, wav_dir: str = "wav") -> pd
         raise ManifestError(f"{folder}: no .wav files")
     manifest = manifest_frame(rows, EXTRA_COLUMNS)
     if fold is not None:
-        folds = loso_folds(manifest)
-        if not -len(folds) <= fold < len(folds):
-            raise ManifestError(f"{folder}: fold {fold} out of range (0..{len(folds) - 1})")
-        manifest = apply_fold(manifest, folds[fold])
+        manifest = apply_fold_index(manifest, loso_folds(manifest), fold, folder)
     return manifest
 
 

@@ -30,7 +30,8 @@ from typing import Any
 
 import pandas as pd
 
-from affectflow.ingest.adapters._common import apply_split_fold, cyclic_folds, manifest_frame, read_text
+from affectflow.ingest.adapters._common import (apply_fold_index, apply_split_fold, cyclic_folds,
+                                                manifest_frame, read_text)
 from affectflow.ingest.manifest import ManifestError
 
 DATASET = "iemocap"
@@ -189,10 +190,7 @@ def build_manifest(root: Path, scheme: str = "4class", drop_unmapped: bool = Fal
     if duplicated:
         raise ManifestError(f"{root}: utterance ids listed twice: {duplicated[:5]}")
     if fold is not None:
-        folds = session_folds(manifest)
-        if not -len(folds) <= fold < len(folds):
-            raise ManifestError(f"{root}: fold {fold} out of range (0..{len(folds) - 1})")
-        manifest = apply_fold(manifest, folds[fold])
+        manifest = apply_fold_index(manifest, session_folds(manifest), fold, root)
     return manifest
 
 
