@@ -69,7 +69,8 @@ def cmd_assemble(args: argparse.Namespace) -> None:
     # modality → extractor name (sequence view) or {extractor, view: sequence|pooled}
     stores, views = modality_sources(args.corpus_dir, _json(args.modalities))
     counts = assemble_dataset(args.manifest, stores, _json(args.labels), _json(args.tasks), args.output,
-                              args.max_steps, views=views, split_column=args.split_column)
+                              args.max_steps, views=views, split_column=args.split_column,
+                              normalise=args.normalise)
     log.info("dataset %s: %s", args.output, counts)
 
 
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     ("--modalities", {"required": True}), ("--labels", {"required": True}),
                                     ("--tasks", {"required": True}), ("--max-steps", {"type": int, "default": 200}),
                                     ("--split-column", {"default": "split"}),
+                                    ("--normalise", {"default": "none"}),
                                     ("--output", {"required": True})]),
         "train": (cmd_train, [("--dataset", {"required": True}), ("--model", {"required": True}),
                               ("--seed", {"type": int, "required": True}), ("--tasks", {"required": True}),

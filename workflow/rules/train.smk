@@ -14,6 +14,7 @@ rule assemble_dataset:
         labels=lambda w: as_json(corpus_config(w.corpus).get("labels", {})),
         tasks=as_json(config["training"]["tasks"]),
         max_steps=config["training"].get("max_steps", 200),
+        normalise=config["training"].get("normalise", "none"),
         corpus_dir=lambda w, input: os.path.dirname(input.manifest),
     conda:
         "../../envs/train.yaml"
@@ -26,7 +27,7 @@ rule assemble_dataset:
     shell:
         "{params.cli} assemble --manifest {input.manifest} --corpus-dir {params.corpus_dir}"
         " --modalities {params.modalities:q} --labels {params.labels:q} --tasks {params.tasks:q}"
-        " --max-steps {params.max_steps} --split-column {wildcards.fold} --output {output} > {log} 2>&1"
+        " --max-steps {params.max_steps} --normalise {params.normalise} --split-column {wildcards.fold} --output {output} > {log} 2>&1"
 
 
 rule train:

@@ -72,11 +72,30 @@ def _read_view(store: str, ids: list[str], view: str, max_steps: int) -> tuple[n
     return seq.values, seq.lengths
 
 
+def speaker_standardise(x: np.ndarray, lengths: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """Z-normalise each speaker's valid frames with that speaker's own mean and std.
+
+    Speaker normalisation is the usual remedy for speaker-independent protocols (a new speaker's
+    voice shifts every acoustic feature); it uses no labels, only the speaker's own recordings.
+    """
+    out = x.copy()
+    valid = np.arange(x.shape[1])[None, :] < lengths[:, None]
+    for speaker in np.unique(speakers):
+        rows = speakers == speaker
+        frames = x[rows][valid[rows]].astype(np.float64)
+        std = frames.std(axis=0)
+        mean, std = frames.mean(axis=0), np.where(std > 1e-8, std, 1.0)
+        block = out[rows]
+        block[valid[rows]] = ((block[valid[rows]] - mean) / std).astype(np.float32)
+        out[rows] = block
+    return out
+
+
 def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str | os.PathLike[str]],
                      labels: Mapping[str, Mapping[str, Any]], tasks: Mapping[str, Any],
                      output: str | os.PathLike[str], max_steps: int = 200,
                      views: Mapping[str, str] | None = None,
-                     split_column: str = "split") -> dict[str, int]:
+                     split_column: str = "split", normalise: str = "none") -> dict[str, int]:
     """Write the dataset; returns the number of utterances per split.
 
     `stores`: {modality: store folder}; `views`: {modality: "sequence" (default) | "pooled"}
@@ -84,7 +103,11 @@ def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str 
     ``training.tasks`` (checked here against the label types, so a bad loss fails early).
     `split_column`: the manifest column giving train/valid/test (e.g. ``split_loso_03`` for one
     fold of a cross-validation protocol); rows with any other value (empty) are left out.
+    `normalise`: "speaker" z-normalises every modality per speaker (`speaker_standardise`) over
+    all the speaker's usable utterances; "none" leaves the features as stored.
     """
+    if normalise not in ("none", "speaker"):
+        raise ValueError(f"normalise must be 'none' or 'speaker', got {normalise!r}")
     views = dict(views or {})
     bad = {m: v for m, v in views.items() if v not in VIEWS or m not in stores}
     if bad:
@@ -109,21 +132,27 @@ def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str 
         if dropped:
             log.info("%s: %d utterances have no accepted features, left out", modality, len(dropped))
         usable &= have
-    frame = frame[frame["utt_id"].isin(usable)].sort_values("utt_id")
+    frame = frame[frame["utt_id"].isin(usable) & frame[split_column].isin(SPLITS)].sort_values("utt_id")
+    ids = frame["utt_id"].tolist()
+    features = {}
+    for modality, store in stores.items():
+        x, lengths = _read_view(str(store), ids, views.get(modality, "sequence"), max_steps)
+        if normalise == "speaker":
+            x = speaker_standardise(x, lengths, frame["speaker"].to_numpy())
+        features[modality] = (x, lengths)
     arrays: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for split in SPLITS:
-        part = frame[frame[split_column] == split]
+        in_split = (frame[split_column] == split).to_numpy()
+        part = frame[in_split]
         counts[split] = len(part)
         if part.empty:
             raise ValueError(f"no usable utterances in the {split} split of {split_column!r} "
                              f"({len(frame)} usable in all; check the rejected table)")
-        ids = part["utt_id"].tolist()
-        arrays[f"{split}/utt_ids"] = np.array(ids)
-        for modality, store in stores.items():
-            x, lengths = _read_view(str(store), ids, views.get(modality, "sequence"), max_steps)
-            arrays[f"{split}/{modality}/x"] = x
-            arrays[f"{split}/{modality}/lengths"] = lengths
+        arrays[f"{split}/utt_ids"] = np.array(part["utt_id"].tolist())
+        for modality, (x, lengths) in features.items():
+            arrays[f"{split}/{modality}/x"] = x[in_split]
+            arrays[f"{split}/{modality}/lengths"] = lengths[in_split]
         for task in tasks:
             arrays[f"{split}/{task}"] = _task_array(part, task, labels[task])
     for task in tasks:
