@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/transcribe.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/media.smk"
 include: "workflow/rules/features.smk"

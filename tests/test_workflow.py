@@ -154,3 +154,26 @@ def test_incremental_builds_process_only_what_changed(tmp_path: Path, shared_med
     snakemake(tmp_path, "--cores", "2", str(victim.relative_to(tmp_path)))
     assert victim.exists() and sum(processed_since(logs, since).values()) == 0
     assert "Nothing to be done" in snakemake(tmp_path, "--cores", "2", "-n", target)
+
+
+def test_transcribe_stage_fills_transcripts_and_word_times(tmp_path: Path, shared_media: Path) -> None:
+    pytest.importorskip("faster_whisper")
+    rows = [{"utt_id": "jfk_asr", "audio_path": str(shared_media / "jfk.flac"), "split": "train"},
+            {"utt_id": "jfk_align", "audio_path": str(shared_media / "jfk.flac"), "split": "test",
+             "transcript": "And so my fellow Americans, ask not what your country can do for you, "
+                           "ask what you can do for your country."},
+            {"utt_id": "broken", "audio_path": str(tmp_path / "missing.wav"), "split": "train"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+    config = base_config()
+    config["corpora"] = {"t": {"manifest": "manifest.csv", "shards": 1, "transcribe": {"mode": "auto"},
+                               "labels": {}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "--cores", "1", "results/t/manifest.parquet")
+    manifest = pd.read_parquet(tmp_path / "results/t/manifest.parquet").set_index("utt_id")
+    assert "ask not what your country" in manifest.loc["jfk_asr", "transcript"].lower()
+    for utt in ("jfk_asr", "jfk_align"):
+        words = manifest.loc[utt, "words"]
+        starts = [w["start_s"] for w in words]
+        assert len(words) >= 20 and starts == sorted(starts) and 0 <= starts[0] and words[-1]["end_s"] < 11.1
+    rejected = pd.read_parquet(tmp_path / "results/t/rejected/ingest.parquet")
+    assert set(rejected["utt_id"]) == {"broken"} and rejected["reason"].str.contains("file not found").any()

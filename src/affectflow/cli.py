@@ -37,6 +37,16 @@ def cmd_adapt(args: argparse.Namespace) -> None:
     log.info("%s manifest written: %s", adapter["name"], path)
 
 
+def cmd_transcribe(args: argparse.Namespace) -> None:
+    from affectflow.transcribe.run import fill_transcripts
+
+    counts = fill_transcripts(Path(args.input), Path(args.output), Path(args.words_dir), args.mode,
+                              language=args.language or None)
+    for failure in counts["failures"]:
+        log.warning("no transcript/word times for %s: %s", failure["utt_id"], failure["reason"])
+    log.info("transcripts: %s", {k: v for k, v in counts.items() if k != "failures"})
+
+
 def cmd_ingest(args: argparse.Namespace) -> None:
     from affectflow.ingest.run import ingest_corpus
 
@@ -101,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands: dict[str, tuple[Callable, list[tuple[str, dict]]]] = {
         "demo": (cmd_demo, [("--out", {"required": True}), ("--generator", {"default": "{}"})]),
         "adapt": (cmd_adapt, [("--adapter", {"required": True}), ("--output", {"required": True})]),
+        "transcribe": (cmd_transcribe, [("--input", {"required": True}), ("--output", {"required": True}),
+                                        ("--words-dir", {"required": True}), ("--mode", {"default": "auto"}),
+                                        ("--language", {"default": "en"})]),
         "ingest": (cmd_ingest, [("--source", {"required": True}), ("--corpus", {"required": True}),
                                 ("--shards", {"type": int, "default": 8}), ("--labels", {"default": "{}"}),
                                 ("--media-root", {"default": ""}), ("--default-split", {"default": ""}),

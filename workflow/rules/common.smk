@@ -148,8 +148,9 @@ def all_targets(wildcards):
     return targets
 
 
-def ingest_source(wildcards):
-    """What the ingest checkpoint reads: a generated or adapted corpus folder, or a manifest."""
+def corpus_source(wildcards):
+    """The input file of the corpus's own manifest: the generated corpus folder, an adapter's
+    manifest, or the manifest given in the config."""
     corpus = corpus_config(wildcards.corpus)
     if "generator" in corpus:
         return f"resources/corpora/{wildcards.corpus}"
@@ -158,9 +159,27 @@ def ingest_source(wildcards):
     return corpus["manifest"]
 
 
-def ingest_source_file(wildcards):
-    source = ingest_source(wildcards)
+def corpus_manifest(wildcards):
+    """The corpus's own manifest file (inside the folder for a generated corpus)."""
+    source = corpus_source(wildcards)
     return f"{source}/manifest.csv" if "generator" in corpus_config(wildcards.corpus) else source
+
+
+def transcribed(wildcards):
+    return f"resources/transcribed/{wildcards.corpus}/manifest.csv"
+
+
+def ingest_source(wildcards):
+    """What ingest reads: the transcribed manifest when the corpus asks for ASR/alignment."""
+    if "transcribe" in corpus_config(wildcards.corpus):
+        return transcribed(wildcards)
+    return corpus_source(wildcards)
+
+
+def ingest_source_file(wildcards):
+    if "transcribe" in corpus_config(wildcards.corpus):
+        return transcribed(wildcards)
+    return corpus_manifest(wildcards)
 
 
 def extractor_audio_input(wildcards):

@@ -31,7 +31,7 @@ def number_words(n: int, years: bool = True) -> list[str]:
         return [_ONES[n]]
     if n < 100:
         return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
-    if years and (1100 <= n <= 1999 or 2010 <= n <= 2099):  # years: "nineteen eighty four", "twenty twenty"
+    if years and (1100 <= n <= 1999 or 2010 <= n <= 2099):  # "nineteen eighty four"
         high, low = divmod(n, 100)
         tail = ["hundred"] if low == 0 else (["oh", _ONES[low]] if low < 10 else number_words(low))
         return number_words(high) + tail

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("auto", "asr", "align")  # auto: both; asr: only rows without transcript; align: only with
 # A transcript without a language is taken as English when this share of its words is in the
-# English dictionary (0.6 when it has no non-ASCII letters): on the test data English lines
+# English dictionary (0.6 when it has no letters outside ASCII): on the test data English lines
 # score 0.67-1.0 (short ones with names lowest), Spanish 0.57, French 0.53, Swedish 0.25-0.47.
 ENGLISH_COVERAGE = (0.8, 0.6)
 
@@ -70,7 +70,8 @@ def _english_or_reason(transcript: str, language: str) -> str | None:
     from affectflow.transcribe.align import english_coverage
 
     coverage = english_coverage(transcript)
-    threshold = ENGLISH_COVERAGE[1] if transcript.isascii() else ENGLISH_COVERAGE[0]
+    foreign_letters = any(c.isalpha() and not c.isascii() for c in transcript)
+    threshold = ENGLISH_COVERAGE[0] if foreign_letters else ENGLISH_COVERAGE[1]
     if coverage >= threshold:
         return None
     return (f"skip: transcript looks non-English ({coverage:.0%} of words in the English "
@@ -122,7 +123,10 @@ def _process_row(row: dict[str, Any], root: Path, mode: str, model: str, refine:
     if float(abs(audio).max()) < 1e-4:
         raise RuntimeError(f"audio of {path.name} is silent (peak below -80 dBFS)")
     if transcript:
-        return "align:pocketsphinx", transcript, align(audio, transcript)
+        aligned = align(audio, transcript)
+        if not aligned:
+            raise RuntimeError(f"transcript {transcript[:40]!r} has no words to align")
+        return "align:pocketsphinx", transcript, aligned
     words = transcribe(audio, model, language=asr_language)
     if not words:
         raise RuntimeError(f"ASR recognised no words in {path.name} (no speech?)")
@@ -143,8 +147,8 @@ def fill_transcripts(manifest_in: Path, manifest_out: Path, words_dir: Path, mod
     `mode`: ``auto`` (ASR where the transcript is missing, alignment where only words are),
     ``asr`` or ``align`` (only that half). Relative media paths are taken from the manifest's
     folder (or `media_root`), as the ingest stage does. A row's language is its `language` (or
-    `lang`) column, else `language`, else guessed from the transcript. The result counts rows by outcome:
-    ``asr``, ``aligned``, ``failed`` (with ``failures``: utt_id and reason) and ``skipped``
+    `lang`) column, else `language`, else guessed from the transcript (English or not). The
+    result counts rows by outcome: ``asr``, ``aligned``, ``failed`` (with ``failures``: utt_id and reason) and ``skipped``
     (with ``skip_reasons``: how many rows per reason).
     """
     if mode not in MODES:
@@ -182,6 +186,10 @@ def fill_transcripts(manifest_in: Path, manifest_out: Path, words_dir: Path, mod
         if not _text(row.get("transcript")):
             table.at[index, "transcript"] = transcript
         counts["aligned" if kind.startswith("align") else "asr"] += 1
+    for column in ("audio_path", "video_path"):  # the new manifest may live in another folder
+        if column in table.columns:
+            table[column] = [str((root / text).resolve()) if text and not os.path.isabs(text) else text
+                             for text in (_text(v) for v in table[column])]
     _write_table(table, manifest_out)
     log.info("transcripts: %d by ASR, %d aligned, %d failed, %d skipped of %d rows",
              counts["asr"], counts["aligned"], counts["failed"], counts["skipped"], counts["rows"])
