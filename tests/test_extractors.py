@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectflow.features.acoustic import egemaps_names, extract_egemaps, extract_logmel
+from affectflow.features.acoustic import (compare_names, egemaps_names, extract_compare, extract_egemaps,
+                                         extract_logmel)
 from affectflow.features.base import ExtractionError, Utterance
 from affectflow.features.text import extract_text
 from affectflow.media.audio import load_audio
@@ -28,6 +29,18 @@ def test_egemaps_lld_and_functionals(jfk: Utterance) -> None:
     voiced = f0[f0 > 0]
     # A male speaker: F0 roughly 80-200 Hz, i.e. 19-35 semitones above 27.5 Hz.
     assert len(voiced) > 100 and 15 < np.median(voiced) < 40
+
+
+def test_compare_lld_and_functionals(jfk: Utterance) -> None:
+    result = extract_compare(jfk, {"step_s": 0.02})
+    assert result.values.shape[1] == 65 == len(compare_names()) and result.pooled.shape == (6373,)
+    assert np.allclose(np.diff(result.times), 0.02, atol=1e-4)
+    assert np.isfinite(result.pooled).all() and result.pooled.std() > 0
+    # its auditory-spectrum energy follows eGeMAPS's loudness on the same speech
+    loudness = result.values[:, compare_names().index("audspec_lengthL1norm_sma")]
+    egemaps = extract_egemaps(jfk, {"step_s": 0.02}).values[:, egemaps_names().index("Loudness_sma3")]
+    n = min(len(loudness), len(egemaps))
+    assert np.corrcoef(loudness[:n], egemaps[:n])[0, 1] > 0.8
 
 
 def test_logmel_framing(jfk: Utterance) -> None:

@@ -126,6 +126,9 @@ def test_binary_metrics_hand_computed() -> None:
     # negative-class F1 = 2*2/(2*2+1+2) = 4/7; equal supports
     assert m["f1_weighted"] == pytest.approx((6 / 9 + 4 / 7) / 2)
     assert m["f1_weighted"] == pytest.approx(f1_score(y, prob >= 0.5, average="weighted"))
+    # weighted precision/recall (MUStARD's reported numbers): negative precision 2/3, recall 2/4
+    assert m["precision_weighted"] == pytest.approx((3 / 5 + 2 / 3) / 2)
+    assert m["recall_weighted"] == pytest.approx((3 / 4 + 2 / 4) / 2)
     assert binary_metrics(y, prob, threshold=0.65)["recall"] == pytest.approx(2 / 4)
 
 

@@ -368,9 +368,39 @@ def test_linear_model_learns_a_linearly_separable_problem() -> None:
     assert sum(p.numel() for p in model.parameters()) == (11 + 1) * (3 + 1 + 1)
     assert model.encoder.out_dim == 11 and result.fusion_weights is None
     assert {"acc2_non0", "mae", "corr", "acc7"} <= set(m["level"])
-    assert {"acc", "f1", "precision", "recall", "f1_weighted", "uar"} == set(m["flag"])
+    assert {"acc", "f1", "precision", "recall", "precision_weighted", "recall_weighted",
+            "f1_weighted", "uar"} == set(m["flag"])
     assert result.confusion["flag"].shape == (2, 2) and "level" not in result.confusion
     assert result.classes == {"kind3": ["a", "b", "c"], "flag": ["0", "1"]}
+
+
+def test_svm_learns_a_nonlinear_problem_and_picks_c_on_valid() -> None:
+    from affectflow.train.classic import train_svm_seed
+
+    def labels(v):  # a ring: no linear model separates it, an RBF SVM does
+        radius = np.linalg.norm(v["audio"][:, :2], axis=1)
+        return {"ring": (radius > 1.18).astype(np.float32),
+                "kind3": np.digitize(radius, [0.9, 1.5]).astype(np.int64),
+                "level": (radius ** 2).astype(np.float32)}
+
+    meta = {"classes": {"kind3": ["in", "mid", "out"]},
+            "kinds": {"ring": "binary", "kind3": "categorical", "level": "regression"}}
+    data = vector_data(labels, dims={"audio": 3}, **meta)
+    tasks = {"ring": 1.0, "kind3": {"weight": 1.0, "class_weight": "balanced"}, "level": 1.0}
+    hp = {"svm_c": [0.01, 1.0, 10.0]}
+    svm = train_svm_seed(data, tasks, hp, seed=0)
+    linear = train_one_seed(data, "linear", tasks, {"max_epochs": 40, "lr": 0.05}, 0, "cpu")
+    m = svm.test_metrics
+    assert m["ring"]["acc"] > 0.85 and linear.test_metrics["ring"]["acc"] < 0.7
+    assert m["kind3"]["uar"] > 0.75 and m["level"]["corr"] > 0.9
+    # C chosen on valid: the tiny C underfits and is not chosen
+    curve = svm.curves["valid_ring_acc"]
+    assert len(curve) == 3 and curve[0] < max(curve) and svm.curves["svm_c"] == [0.01, 1.0, 10.0]
+    assert svm.estimators["ring"].C > 0.01
+    assert svm.test_predictions["kind3_prob"].shape == (240, 3) and svm.confusion["kind3"].sum() == 240
+    with pytest.raises(ValueError, match="loss: ce"):
+        train_svm_seed(data, {"kind3": {"weight": 1.0, "loss": "bce"}}, hp, seed=0)
+
 
 
 def test_linear_model_is_a_masked_mean_and_a_linear_layer() -> None:
@@ -644,3 +674,39 @@ def test_evaluate_runs_averages_folds_within_a_seed(tmp_path) -> None:
     assert metrics["m"]["flag"]["acc"]["std"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
     assert metrics["m"]["mood"]["uar"]["mean"] == pytest.approx(0.65)
     assert (tmp_path / "figures" / "m_flag_confusion.png").exists()
+
+
+def test_svm_through_the_training_stage_files(toy_corpus, tmp_path) -> None:
+    """svm results and weights: the pickled estimators reload and reproduce the test predictions,
+    the curves figure shows C selection, seeds agree (std 0)."""
+    import json
+    import pickle
+
+    from affectflow.report.figures import evaluate_runs
+    from affectflow.train.classic import pooled_matrix
+    from affectflow.train.dataset import assemble_dataset, load_dataset, modality_sources
+    from affectflow.train.loop import apply_standardiser
+    from affectflow.train.run import train_to_files
+
+    root, _ = toy_corpus
+    stores, views = modality_sources(root, {"audio": {"extractor": "egemaps", "view": "pooled"}, "text": "text"})
+    tasks = {"sentiment_class": {"weight": 1.0}, "flag": {"weight": 1.0}, "score": {"weight": 0.5}}
+    assemble_dataset(root / "manifest.parquet", stores, LABELS, tasks, root / "ds.npz", views=views)
+    paths = []
+    for seed in (0, 1):
+        result, weights = tmp_path / f"s{seed}" / "result.json", tmp_path / f"s{seed}" / "model.pt"
+        train_to_files(root / "ds.npz", "svm", seed, tasks, {"svm_c": [0.5, 2.0]}, "cpu", result,
+                       weights, model_id="svm_rbf")
+        paths.append(result)
+    saved = torch.load(weights)  # the default weights_only=True
+    estimators = pickle.loads(bytes(saved["sklearn"].numpy()))
+    assert set(estimators) == set(tasks) and saved["state_dict"] == {}
+    norm = {m: (mean.numpy(), std.numpy()) for m, (mean, std) in saved["norm_stats"].items()}
+    test = pooled_matrix(apply_standardiser(load_dataset(root / "ds.npz").splits["test"].features, norm))
+    record = json.loads(paths[-1].read_text())
+    assert record["model_name"] == "svm_rbf" and record["architecture"] == "svm"
+    np.testing.assert_allclose(estimators["score"].predict(test), record["test_predictions"]["score"], rtol=1e-5)
+    np.testing.assert_array_equal(estimators["flag"].predict(test), record["test_predictions"]["flag_prob"])
+    metrics = evaluate_runs(paths, tmp_path / "metrics.json", tmp_path / "figures")
+    assert (tmp_path / "figures" / "svm_rbf_curves.png").stat().st_size > 0
+    assert metrics["svm_rbf"]["flag"]["acc"]["std"] == 0.0

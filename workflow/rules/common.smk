@@ -18,12 +18,14 @@ RESULTS = config["results_dir"]
 CACHE = config["cache_dir"]
 CORPORA = list(config["corpora"])
 EXTRACTORS = list(config.get("extractors", {}))
-AUDIO_EXTRACTORS = {"egemaps", "logmel"}
-# Model runs by id: an architecture and the modalities it reads (None: all).
+AUDIO_EXTRACTORS = {"egemaps", "compare", "logmel"}
+# Model runs by id: an architecture, the modalities it reads (None: all) and its own
+# hyper-parameters over training.hparams.
 MODEL_SPECS = {
     (m if isinstance(m, str) else m["id"]): {
         "model": m if isinstance(m, str) else m["model"],
         "modalities": None if isinstance(m, str) else m.get("modalities"),
+        "hparams": {} if isinstance(m, str) else m.get("hparams", {}),
     }
     for m in config["training"]["models"]
 }
@@ -36,6 +38,11 @@ wildcard_constraints:
     shard=r"\d+",
     seed=r"-?\d+",
     fold=r"split(_[A-Za-z0-9_]+_\d+)?",
+
+
+def model_hparams(wildcards):
+    """training.hparams updated by the model entry's own (unchanged JSON for models without)."""
+    return as_json({**config["training"].get("hparams", {}), **MODEL_SPECS[wildcards.model]["hparams"]})
 
 
 def res(family, key):

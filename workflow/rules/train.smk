@@ -41,7 +41,7 @@ rule train:
     params:
         cli=AFFECTFLOW,
         tasks=as_json(config["training"]["tasks"]),
-        hparams=as_json(config["training"].get("hparams", {})),
+        hparams=model_hparams,
         device=config["training"].get("device", "auto"),
         architecture=lambda w: MODEL_SPECS[w.model]["model"],
         modalities=lambda w: ",".join(MODEL_SPECS[w.model]["modalities"] or []),

@@ -200,8 +200,10 @@ def binary_metrics(
     """Binary metrics (sarcasm): positive class = 1, predicted when ``y_prob >= threshold``.
 
     Rows with NaN y_true are ignored. ``f1``/``precision``/``recall`` are for the positive class
-    (0.0 when undefined, scikit-learn's ``zero_division=0``); ``f1_weighted`` is support-weighted
-    over both classes; ``uar`` is balanced accuracy (mean recall of the classes present).
+    (0.0 when undefined, scikit-learn's ``zero_division=0``); ``precision_weighted``,
+    ``recall_weighted`` and ``f1_weighted`` are support-weighted over both classes (the "weighted
+    avg" row of scikit-learn's classification report, which MUStARD's authors report);
+    ``uar`` is balanced accuracy (mean recall of the classes present).
     """
     y_true, y_prob = _finite_rows(y_true, y_prob)
     if y_true.size == 0:
@@ -213,6 +215,8 @@ def binary_metrics(
         "f1": float(f1_score(t, p, zero_division=0.0)),
         "precision": float(precision_score(t, p, zero_division=0.0)),
         "recall": float(recall_score(t, p, zero_division=0.0)),
+        "precision_weighted": float(precision_score(t, p, average="weighted", zero_division=0.0)),
+        "recall_weighted": float(recall_score(t, p, average="weighted", zero_division=0.0)),
         "f1_weighted": float(f1_score(t, p, average="weighted", zero_division=0.0)),
         "uar": unweighted_average_recall(t, p),
     }

@@ -1,10 +1,12 @@
-"""Acoustic extractors on the media-prep audio: openSMILE eGeMAPSv02 and 128-band log-mel.
+"""Acoustic extractors on the media-prep audio: openSMILE eGeMAPSv02 and ComParE 2016, and
+128-band log-mel.
 
-Both use the framing of the MMML paper's hand-crafted baselines: 60 ms windows every 20 ms.
-openSMILE computes eGeMAPS low-level descriptors at its standard 10 ms hop (pitch, jitter and
+All use the framing of the MMML paper's hand-crafted baselines: 60 ms windows every 20 ms.
+openSMILE computes its low-level descriptors at its standard 10 ms hop (pitch, jitter and
 shimmer on 60 ms windows, loudness and spectral descriptors on 20-25 ms windows); we average
 consecutive frames onto the configured step (20 ms by default) so every acoustic sequence in the
-store shares one time axis. The 88 eGeMAPS functionals are the pooled vector.
+store shares one time axis. The functionals (88 for eGeMAPS, 6,373 for ComParE) are the pooled
+vector.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from affectflow.features.base import ExtractionError, FeatureResult, Utterance
 
 EGEMAPS_VERSION = "1"
+COMPARE_VERSION = "1"
 LOGMEL_VERSION = "1"
 
 
@@ -52,20 +55,36 @@ def egemaps_names() -> list[str]:
     return list(_smile("eGeMAPSv02", "LowLevelDescriptors").feature_names)
 
 
-def extract_egemaps(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
-    """eGeMAPSv02 LLD sequence (T, 25) on a `step_s` grid, and the 88 functionals as pooled."""
+def compare_names() -> list[str]:
+    """Names of the 65 ComParE 2016 low-level descriptors, in store column order."""
+    return list(_smile("ComParE_2016", "LowLevelDescriptors").feature_names)
+
+
+def _opensmile_features(utt: Utterance, params: Mapping[str, Any], feature_set: str) -> FeatureResult:
+    """One openSMILE feature set: LLDs averaged onto the `step_s` grid, functionals as pooled."""
     samples = _require_audio(utt)
     sample_rate = utt.sample_rate
-    lld = _smile("eGeMAPSv02", "LowLevelDescriptors").process_signal(samples, sample_rate)
+    lld = _smile(feature_set, "LowLevelDescriptors").process_signal(samples, sample_rate)
     if lld.empty:
-        raise ExtractionError("openSMILE produced no eGeMAPS frames (segment too short)")
+        raise ExtractionError(f"openSMILE produced no {feature_set} frames (segment too short)")
     starts = lld.index.get_level_values("start").total_seconds().to_numpy()
     ends = lld.index.get_level_values("end").total_seconds().to_numpy()
     values, times = _resample_steps(lld.to_numpy(np.float32), (starts + ends) / 2,
                                     float(params.get("step_s", 0.02)))
-    functionals = _smile("eGeMAPSv02", "Functionals").process_signal(samples, sample_rate)
+    functionals = _smile(feature_set, "Functionals").process_signal(samples, sample_rate)
     return FeatureResult(values=np.nan_to_num(values), times=times,
                          pooled=np.nan_to_num(functionals.to_numpy(np.float32).reshape(-1)))
+
+
+def extract_egemaps(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
+    """eGeMAPSv02 LLD sequence (T, 25) on a `step_s` grid, and the 88 functionals as pooled."""
+    return _opensmile_features(utt, params, "eGeMAPSv02")
+
+
+def extract_compare(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
+    """ComParE 2016 LLD sequence (T, 65) on a `step_s` grid, and its 6,373 functionals as pooled:
+    the large brute-force set of the Interspeech challenges, the usual partner of a linear SVM."""
+    return _opensmile_features(utt, params, "ComParE_2016")
 
 
 @lru_cache(maxsize=4)

@@ -38,6 +38,8 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
                       "affectflow.media.audio:AUDIO_PREP_VERSION", False, "audio"),
         ExtractorSpec("egemaps", "affectflow.features.acoustic:extract_egemaps",
                       "affectflow.features.acoustic:EGEMAPS_VERSION", True, "audio"),
+        ExtractorSpec("compare", "affectflow.features.acoustic:extract_compare",
+                      "affectflow.features.acoustic:COMPARE_VERSION", True, "audio"),
         ExtractorSpec("logmel", "affectflow.features.acoustic:extract_logmel",
                       "affectflow.features.acoustic:LOGMEL_VERSION", True, "audio"),
         ExtractorSpec("text", "affectflow.features.text:extract_text",

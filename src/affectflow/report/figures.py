@@ -29,7 +29,11 @@ def load_results(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[dict
 
 
 def plot_curves(model: str, records: list[dict[str, Any]], path: Path) -> None:
-    """Training and validation loss per epoch for every seed, best epoch marked."""
+    """Training and validation loss per epoch for every seed, best epoch marked; for an svm
+    (no epochs) the validation metric of each task against the C values tried."""
+    if records and "svm_c" in records[0]["curves"]:
+        plot_svm_selection(model, records, path)
+        return
     fig, ax = plt.subplots(figsize=(6, 3.5))
     seeds = sorted({r["seed"] for r in records})
     labelled: set[int] = set()
@@ -44,6 +48,25 @@ def plot_curves(model: str, records: list[dict[str, Any]], path: Path) -> None:
         ax.plot([best], [record["curves"]["valid_loss"][best - 1]], "o", color=colour)
     ax.set(title=f"{model}: loss (dashed train, solid valid; dot = restored epoch)",
            xlabel="epoch", ylabel="λ-weighted loss")
+    _finish(fig, ax, path)
+
+
+def plot_svm_selection(model: str, records: list[dict[str, Any]], path: Path) -> None:
+    """Validation metric per C value of an svm, one line per task and fold (seeds coincide)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = sorted(k for k in records[0]["curves"] if k.startswith("valid_") and k != "valid_loss")
+    for i, name in enumerate(names):
+        for j, record in enumerate(r for r in records if r["seed"] == records[0]["seed"]):
+            values = np.asarray(record["curves"][name], dtype=float)
+            ax.plot(record["curves"]["svm_c"], values, "o-", color=f"C{i % 10}", alpha=0.6,
+                    label=name.removeprefix("valid_") if j == 0 else None)
+    ax.set_xscale("log")
+    ax.set(title=f"{model}: validation metric per C (one line per fold; the best C is used)",
+           xlabel="C", ylabel="validation metric")
+    _finish(fig, ax, path)
+
+
+def _finish(fig: Any, ax: Any, path: Path) -> None:
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -77,6 +77,7 @@ class SeedResult:
     norm_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     classes: dict[str, list[str]] = field(default_factory=dict)  # confusion labels per task
     task_kinds: dict[str, str] = field(default_factory=dict)
+    estimators: dict[str, Any] = field(default_factory=dict)  # scikit-learn models (svm), by task
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (arrays as lists; model and normalisation left out)."""

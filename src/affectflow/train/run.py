@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
+from affectflow.train.classic import CLASSIC_MODELS, estimators_blob, train_svm_seed
 from affectflow.train.dataset import load_dataset
 from affectflow.train.loop import TrainingData, train_one_seed
 
@@ -65,7 +66,10 @@ def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks
     device = resolve_device(device)
     log.info("training %s seed %d on %s: %s", model, seed, device,
              {s: d.n for s, d in data.splits.items()})
-    result = train_one_seed(data, model, tasks, hparams, seed, device)
+    if model in CLASSIC_MODELS:
+        result = train_svm_seed(data, tasks, hparams, seed)
+    else:
+        result = train_one_seed(data, model, tasks, hparams, seed, device)
     record = result.to_dict()
     record.update({"model_name": model_id or model, "architecture": model,
                    "modalities": sorted(data.splits["train"].features)})
@@ -78,8 +82,12 @@ def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks
     with open(result_path, "w") as handle:
         json.dump(json_safe(record), handle)
     # Only tensors and plain containers of str/int/float/None, so `torch.load` works with the
-    # default weights_only=True.
+    # default weights_only=True; an svm's scikit-learn estimators travel as pickled bytes in a
+    # uint8 tensor (`pickle.loads(bytes(sklearn.numpy()))`).
+    sklearn_blob = (torch.frombuffer(bytearray(estimators_blob(result)), dtype=torch.uint8)
+                    if result.estimators else torch.zeros(0, dtype=torch.uint8))
     torch.save({"state_dict": result.model.state_dict() if result.model else {},
+                "sklearn": sklearn_blob,
                 "norm_stats": {m: (torch.as_tensor(mean), torch.as_tensor(std))
                                for m, (mean, std) in (result.norm_stats or {}).items()},
                 "model": model, "seed": seed,

@@ -1,0 +1,108 @@
+"""Kernel SVM baselines on utterance-level vectors: the classic recipes the field compares with.
+
+openSMILE functionals + SVM is the standard speech-emotion baseline (EmoDB, IEMOCAP), and an RBF
+SVM on sentence embeddings is MUStARD's text baseline (its authors' `train_svm.py`: standardised
+features, `SVC(kernel="rbf", gamma="scale")`). The `svm` model reads the same standardised,
+time-averaged modalities as `linear`, fits one scikit-learn estimator per task (SVC for
+categorical and binary tasks, SVR for regression), picks C on the validation split by the task's
+headline metric and predicts test with the estimator fitted on the training split.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from affectflow.train.data import SPLITS, Features, TrainingData, prepare
+from affectflow.train.loop import SeedResult, evaluate_predictions, set_seed
+from affectflow.train.tasks import TaskSpec
+
+CLASSIC_MODELS = ("svm",)
+DEFAULT_SVM_HPARAMS: dict[str, Any] = {"svm_c": [0.1, 1.0, 10.0], "svm_kernel": "rbf"}
+LOWER_IS_BETTER = {"mae"}
+
+
+def pooled_matrix(features: Features) -> np.ndarray:
+    """(N, ΣD): the masked time-mean of each modality (sorted by name), concatenated, as the
+    `linear` model's encoder computes it."""
+    parts = []
+    for name in sorted(features):
+        x, lengths = features[name]
+        valid = np.arange(x.shape[1])[None, :, None] < lengths[:, None, None]
+        parts.append((x * valid).sum(axis=1) / np.maximum(lengths, 1)[:, None])
+    return np.concatenate(parts, axis=1).astype(np.float64)
+
+
+def _estimator(spec: TaskSpec, c: float, kernel: str, seed: int) -> Any:
+    from sklearn.svm import SVC, SVR
+
+    if spec.kind == "regression":
+        return SVR(C=c, kernel=kernel, gamma="scale")
+    weight = "balanced" if spec.class_weight == "balanced" else None
+    return SVC(C=c, kernel=kernel, gamma="scale", class_weight=weight, random_state=seed)
+
+
+def _outputs(estimator: Any, spec: TaskSpec, x: np.ndarray) -> np.ndarray:
+    """Predictions in the torch models' layout: categorical one-hot (N, C) of the predicted
+    class, binary (N,) 0/1, regression (N,) values (an SVM gives no calibrated probability)."""
+    predicted = estimator.predict(x)
+    if spec.kind == "categorical":
+        return np.eye(spec.n_outputs, dtype=np.float32)[predicted.astype(int)]
+    return predicted.astype(np.float32)
+
+
+def train_svm_seed(data: TrainingData, tasks: Mapping[str, Any], hparams: Mapping[str, Any],
+                   seed: int) -> SeedResult:
+    """Fit an SVM per task on the pooled training features, C chosen on valid; evaluate on test.
+
+    hparams: ``svm_c`` (list of C values tried, default 0.1, 1, 10) and ``svm_kernel`` (rbf;
+    linear, poly, sigmoid). Multi-label tasks (``loss: bce``) are refused: use ``loss: ce``.
+    `curves` holds the validation metric per C (``valid_<task>_<metric>``) and ``svm_c``.
+    """
+    hp = {**DEFAULT_SVM_HPARAMS, **hparams}
+    grid = [float(c) for c in (hp["svm_c"] if isinstance(hp["svm_c"], list) else [hp["svm_c"]])]
+    prep = prepare(data, tasks)
+    for task, spec in prep.specs.items():
+        if spec.multilabel:
+            raise ValueError(f"task {task}: the svm model is single-label; set loss: ce")
+    set_seed(seed)
+    x = {s: pooled_matrix(prep.feats[s]) for s in SPLITS}
+    curves: dict[str, list[float]] = {"train_loss": [], "valid_loss": [], "svm_c": grid}
+    preds: dict[str, np.ndarray] = {}
+    estimators: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    for task, spec in prep.specs.items():
+        metric = prep.headline[task]
+        best_score, best = -math.inf, None
+        for c in grid:
+            rows = np.isfinite(prep.targets["train"][task])
+            estimator = _estimator(spec, c, str(hp["svm_kernel"]), seed)
+            estimator.fit(x["train"][rows], prep.targets["train"][task][rows])
+            valid_preds = {spec.prediction_key: _outputs(estimator, spec, x["valid"])}
+            scores, _ = evaluate_predictions(valid_preds, prep.targets["valid"], {task: spec})
+            value = scores.get(task, {}).get(metric, math.nan)
+            curves.setdefault(f"valid_{task}_{metric}", []).append(value)
+            score = -value if metric in LOWER_IS_BETTER else value
+            if best is None or (math.isfinite(score) and score > best_score):
+                best_score, best = score, estimator
+        estimators[task] = best
+        preds[spec.prediction_key] = _outputs(best, spec, x["test"])
+    train_seconds = time.perf_counter() - t0
+    metrics, conf = evaluate_predictions(preds, prep.targets["test"], prep.specs, prep.classes)
+    result = SeedResult(
+        seed=seed, model_name="svm", best_epoch=0, curves=curves, test_metrics=metrics,
+        test_predictions={"utt_id": list(data.splits["test"].utt_ids), **preds}, confusion=conf,
+        fusion_weights=None, train_seconds=train_seconds, model=None, norm_stats=prep.norm,
+        classes={t: s.class_names for t, s in prep.specs.items() if s.kind != "regression"},
+        task_kinds={t: s.kind for t, s in prep.specs.items()}, estimators=estimators)
+    return result
+
+
+def estimators_blob(result: SeedResult) -> bytes:
+    """The fitted scikit-learn estimators of an svm run, pickled (our own output: loading it
+    back with `pickle.loads` is as safe as the results folder it came from)."""
+    return pickle.dumps(result.estimators)
