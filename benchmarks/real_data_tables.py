@@ -18,8 +18,9 @@ TABLES = {
                                                          ["f1_weighted", "acc", "uar"]),
     "MELD (text, official test split, 3-class sentiment)": (["meld", "meld_context"], "sentiment_class",
                                                            ["f1_weighted", "acc", "uar"]),
-    "MUStARD (text, 5 official folds, sarcasm)": (["mustard", "mustard_context"], "sarcasm",
-                                                 ["precision", "recall", "f1_weighted", "f1", "acc"]),
+    "MUStARD (text, 5 official folds, sarcasm; weighted P/R/F1 as its authors report)": (
+        ["mustard", "mustard_context"], "sarcasm",
+        ["precision_weighted", "recall_weighted", "f1_weighted", "f1", "acc"]),
 }
 
 
@@ -36,7 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     for title, (corpora, task, metrics) in TABLES.items():
         print(f"\n{title}: % mean ± std over seeds")
-        print(f"{'corpus':<16} {'model':<20} " + " ".join(f"{m:>13}" for m in metrics))
+        widths = [max(13, len(m)) for m in metrics]
+        print(f"{'corpus':<16} {'model':<20} " + " ".join(f"{m:>{w}}" for m, w in zip(metrics, widths)))
         for corpus in corpora:
             path = Path(args.results) / corpus / "metrics.json"
             if not path.exists():
@@ -44,7 +46,8 @@ def main() -> None:
                 continue
             for model, by_task in json.loads(path.read_text()).items():
                 values = by_task.get(task, {})
-                print(f"{corpus:<16} {model:<20} " + " ".join(f"{cell(values.get(m)):>13}" for m in metrics))
+                print(f"{corpus:<16} {model:<20} "
+                      + " ".join(f"{cell(values.get(m)):>{w}}" for m, w in zip(metrics, widths)))
 
 
 if __name__ == "__main__":
