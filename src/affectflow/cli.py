@@ -102,7 +102,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from affectflow.report.tables import write_report_tables
 
     write_report_tables(args.corpus, args.metrics, args.rejected, args.manifest, args.figures_in,
-                        args.metrics_html, args.rejected_html, args.figures_out)
+                        args.metrics_html, args.rejected_html, args.figures_out, args.protocol)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         "report": (cmd_report, [("--corpus", {"required": True}), ("--metrics", {"required": True}),
                                 ("--rejected", {"required": True}), ("--manifest", {"required": True}),
                                 ("--figures-in", {"required": True}), ("--metrics-html", {"required": True}),
-                                ("--rejected-html", {"required": True}), ("--figures-out", {"required": True})]),
+                                ("--rejected-html", {"required": True}), ("--figures-out", {"required": True}),
+                                ("--protocol", {"default": "split"})]),
     }
     for name, (function, options) in commands.items():
         command = sub.add_parser(name)

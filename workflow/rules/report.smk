@@ -19,6 +19,7 @@ rule report_tables:
                        subcategory="Training curves and confusion matrices"),
     params:
         cli=AFFECTFLOW,
+        protocol=lambda w: protocol(w.corpus),
     conda:
         "../../envs/train.yaml"
     log:
@@ -31,4 +32,4 @@ rule report_tables:
         "{params.cli} report --corpus {wildcards.corpus} --metrics {input.metrics}"
         " --rejected {input.rejected} --manifest {input.manifest} --figures-in {input.figures}"
         " --metrics-html {output.metrics} --rejected-html {output.rejected}"
-        " --figures-out {output.figures} > {log} 2>&1"
+        " --figures-out {output.figures} --protocol {params.protocol} > {log} 2>&1"

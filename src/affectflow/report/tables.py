@@ -14,6 +14,8 @@ import pandas as pd
 from affectflow.features.reader import read_rejections
 from affectflow.ingest.run import write_rejected
 
+SPLIT_NAMES = ("train", "valid", "test")
+
 
 def collect_rejected(ingest: str | os.PathLike[str], stores: Sequence[str | os.PathLike[str]],
                      output: str | os.PathLike[str]) -> pd.DataFrame:
@@ -46,12 +48,30 @@ def _mean_std(value: dict | None) -> str:
     return f"{value['mean']:.3f} ± {'n/a' if std is None else f'{std:.3f}'}"
 
 
-def metrics_html(corpus: str, metrics: dict, n_utterances: dict[str, int]) -> str:
+def split_counts(manifest: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Utterances per train/valid/test in each split column (one row per fold)."""
+    return pd.DataFrame({column: manifest[column].value_counts().reindex(list(SPLIT_NAMES), fill_value=0)
+                         for column in columns}).T
+
+
+def protocol_html(protocol: str, counts: pd.DataFrame) -> str:
+    """What the numbers are: the protocol, its folds and their sizes, how they are averaged."""
+    if protocol == "split":
+        return ("<p>Protocol: the manifest's own train/valid/test split (test metrics of the model "
+                "restored at the best validation epoch); utterances used per split: " +
+                ", ".join(f"{k}: {v}" for k, v in counts.iloc[0].items()) + ".</p>")
+    return (f"<p>Protocol: <b>{html.escape(protocol)}</b>, {len(counts)} folds (columns "
+            f"{html.escape(counts.index[0])} … {html.escape(counts.index[-1])}); each fold trains on "
+            "its train rows, selects on valid and is scored on test; the fold scores are averaged "
+            "per seed, then shown as mean ± std over seeds. Utterances used per fold:</p>"
+            + counts.to_html(escape=True))
+
+
+def metrics_html(corpus: str, metrics: dict, protocol: str, counts: pd.DataFrame) -> str:
     """One table per task: models as rows, metrics as columns, mean ± std over seeds."""
     parts = [f"<html><head><meta charset='utf-8'>{_style()}</head><body>",
              f"<h2>{html.escape(corpus)}: test metrics, mean ± std over seeds</h2>",
-             "<p>Utterances used per split: " +
-             ", ".join(f"{k}: {v}" for k, v in n_utterances.items()) + "</p>"]
+             protocol_html(protocol, counts)]
     tasks = sorted({t for model in metrics.values() for t in model})
     for task in tasks:
         names = sorted({m for model in metrics.values() for m in model.get(task, {})})
@@ -78,15 +98,20 @@ def rejected_html(corpus: str, rejected: pd.DataFrame) -> str:
 
 
 def write_report_tables(corpus: str, metrics_path: str, rejected_path: str, manifest_path: str,
-                        figures_in: str, metrics_out: str, rejected_out: str, figures_out: str) -> None:
-    """Render the report's HTML tables and copy the figures into the report folder."""
+                        figures_in: str, metrics_out: str, rejected_out: str, figures_out: str,
+                        protocol: str = "split") -> None:
+    """Render the report's HTML tables and copy the figures into the report folder. `protocol`
+    is `split` or the name of the cross-validation scheme whose folds are split_<protocol>_<k>."""
     with open(metrics_path) as handle:
         metrics = json.load(handle)
-    manifest = pd.read_parquet(manifest_path, columns=["utt_id", "split"])
+    manifest = pd.read_parquet(manifest_path)
     rejected = pd.read_parquet(rejected_path)
     used = manifest[~manifest["utt_id"].isin(set(rejected["utt_id"]))]
-    counts = used["split"].value_counts().reindex(["train", "valid", "test"], fill_value=0).to_dict()
+    columns = (["split"] if protocol == "split" else
+               sorted(c for c in manifest.columns if c.startswith(f"split_{protocol}_")))
+    if not columns:
+        raise ValueError(f"{manifest_path}: protocol {protocol!r} has no split_{protocol}_* columns")
     Path(metrics_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(metrics_out).write_text(metrics_html(corpus, metrics, counts))
+    Path(metrics_out).write_text(metrics_html(corpus, metrics, protocol, split_counts(used, columns)))
     Path(rejected_out).write_text(rejected_html(corpus, rejected))
     shutil.copytree(figures_in, figures_out, dirs_exist_ok=True)
