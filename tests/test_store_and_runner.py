@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import duckdb
@@ -83,6 +85,16 @@ def test_runner_reuses_unchanged_utterances(tmp_path: Path, small_corpus: tuple[
     after = pd.read_parquet(tmp_path / "f" / "egemaps" / "shard=0.parquet")
     assert before["input_sig"].tolist() == after["input_sig"].tolist()
     assert np.array_equal(np.stack(before["pooled"].dropna()), np.stack(after["pooled"].dropna()))
+    # The restored file keeps the cached mtime but not its inode: Snakemake touching it (as it
+    # does when an input is newer) must not age the cache or another results folder's copy.
+    restored, cached = tmp_path / "f" / "egemaps" / "shard=0.parquet", tmp_path / "cache" / "egemaps" / "shard=0.parquet"
+    assert restored.stat().st_mtime_ns == cached.stat().st_mtime_ns and not restored.samefile(cached)
+    other = run_extractor_shard(manifest, 0, "egemaps", {"step_s": 0.02}, tmp_path / "g" / "shard=0.parquet",
+                                cached, tmp_path / "f" / "audio" / "shard=0.parquet", "t")
+    assert other.reused == 5
+    mtime = cached.stat().st_mtime_ns
+    os.utime(tmp_path / "g" / "shard=0.parquet", ns=(mtime + 10**9, mtime + 10**9))
+    assert cached.stat().st_mtime_ns == restored.stat().st_mtime_ns == mtime
     # One utterance added: exactly one processed by each stage.
     frame = pd.read_csv(source)
     extra = frame.iloc[[0]].assign(utt_id="obama_new", start_s=10, end_s=12)

@@ -125,6 +125,16 @@ def _merge(reused: pa.Table | None, fresh: pa.Table | None) -> pa.Table:
                             promote_options="permissive")
 
 
+def _copy_keeping_mtime(source: Path, target: Path) -> None:
+    """Atomically make `target` a copy of `source` with its mtime: its own inode, so when
+    Snakemake touches this output (it does when an input is newer) neither the cache nor another
+    results folder restored from the same cache entry changes with it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copy2(source, tmp)
+    os.replace(tmp, target)
+
+
 def _link(source: Path, target: Path) -> None:
     """Atomically make `target` a hard link to `source` (a copy, mtime kept, where links fail)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -159,9 +169,9 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
     reused_ids = set(reused["utt_id"].to_pylist()) if reused is not None else set()
     if (cache_path is not None and reused is not None and len(reused_ids) == len(utt_ids)
             and reused.num_rows == pq.read_metadata(cache_path).num_rows):
-        # Nothing changed: the output becomes the cached file itself (same bytes, same mtime),
-        # so rebuilding a deleted partition does not make its consumers out of date.
-        _link(cache_path, Path(output))
+        # Nothing changed: the output is the cached file again (same bytes, same mtime), so
+        # rebuilding a deleted partition does not make its consumers out of date.
+        _copy_keeping_mtime(cache_path, Path(output))
         stats.reused = len(reused_ids)
         stats.rejected = dict(zip(*[reused.filter(pc.invert(reused["ok"]))[c].to_pylist()
                                     for c in ("utt_id", "reason")]))
