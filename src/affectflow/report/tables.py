@@ -58,7 +58,8 @@ def protocol_html(protocol: str, counts: pd.DataFrame) -> str:
     """What the numbers are: the protocol, its folds and their sizes, how they are averaged."""
     if protocol == "split":
         return ("<p>Protocol: the manifest's own train/valid/test split (test metrics of the model "
-                "restored at the best validation epoch); utterances used per split: " +
+                "restored at the best validation epoch, or an SVM with the best validation C); "
+                "utterances used per split: " +
                 ", ".join(f"{k}: {v}" for k, v in counts.iloc[0].items()) + ".</p>")
     return (f"<p>Protocol: <b>{html.escape(protocol)}</b>, {len(counts)} folds (columns "
             f"{html.escape(counts.index[0])} … {html.escape(counts.index[-1])}); each fold trains on "
