@@ -27,3 +27,7 @@ rule all:
     input:
         all_targets,
     default_target: True
+
+
+onsuccess:
+    print_run_summary()

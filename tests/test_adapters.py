@@ -20,14 +20,14 @@ from affectflow.ingest.adapters import (
     write_adapter_manifest,
 )
 from affectflow.ingest.adapters.safe_pickle import UnsafePickleError, safe_unpickle
-from affectflow.ingest.manifest import ManifestError, read_table, validate_manifest
+from affectflow.ingest.manifest import IngestOptions, ManifestError, read_table, validate_manifest
 from affectflow.ingest.run import label_specs
 
 
 def assert_valid(manifest: pd.DataFrame, labels: dict, corpus: str) -> None:
     """The adapter's output passes the generic validator with no rejected row."""
     assert list(manifest.columns[:len(BASE_COLUMNS)]) == list(BASE_COLUMNS)
-    accepted, rejected = validate_manifest(manifest, f"{corpus}.csv", label_specs(labels), corpus, 4)
+    accepted, rejected = validate_manifest(manifest, f"{corpus}.csv", IngestOptions(corpus, 4, label_specs(labels)))
     assert rejected.empty, rejected["reason"].tolist()[:5]
     assert len(accepted) == len(manifest)
 
@@ -381,7 +381,7 @@ def test_iemocap_layout(tmp_path: Path) -> None:
     back = read_table(out)
     words_path = back.set_index("utt_id").loc["Ses01F_impro01_F000", "words_path"]
     assert json.loads(Path(words_path).read_text())[0]["word"] == "excuse"
-    accepted, rejected = validate_manifest(back, out, label_specs(iemocap.LABELS), "iemocap", 2)
+    accepted, rejected = validate_manifest(back, out, IngestOptions("iemocap", 2, label_specs(iemocap.LABELS)))
     assert rejected.empty and accepted.set_index("utt_id").loc["Ses01F_impro01_F000", "words"][1]["word"] == "me"
 
 
@@ -422,8 +422,8 @@ def test_written_csv_round_trips_through_ingest(tmp_path: Path, shared_data: Pat
     out = write_adapter_manifest("mustard", shared_data / "mustard", tmp_path / "mustard.csv", fold=0)
     back = read_table(out)
     assert json.loads(back.loc[0, "context_speakers"]) == ["LEONARD", "SHELDON"]
-    accepted, rejected = validate_manifest(back, out, label_specs(mustard.LABELS), "mustard", 4)
+    accepted, rejected = validate_manifest(back, out, IngestOptions("mustard", 4, label_specs(mustard.LABELS)))
     assert rejected.empty and len(accepted) == 690
     out = write_adapter_manifest("emodb", shared_data / "emodb", tmp_path / "emodb.csv", fold=3)
-    accepted, rejected = validate_manifest(read_table(out), out, label_specs(emodb.LABELS), "emodb", 4)
+    accepted, rejected = validate_manifest(read_table(out), out, IngestOptions("emodb", 4, label_specs(emodb.LABELS)))
     assert rejected.empty and set(accepted.loc[accepted["split"] == "test", "speaker"]) == {"10"}

@@ -16,7 +16,8 @@ from affectflow.features.base import FeatureResult
 from affectflow.features.reader import read_pooled, read_rejections, read_sequences, store_provenance
 from affectflow.features.runner import run_extractor_shard
 from affectflow.features.store import Provenance, StoreRow, write_partition
-from affectflow.ingest.run import ingest_corpus
+from affectflow.ingest.manifest import IngestOptions
+from affectflow.ingest.run import ingest_corpus, label_specs
 
 LABELS = {"emotion": {"type": "categorical", "classes": ["neutral", "happy"]}}
 
@@ -59,7 +60,8 @@ def small_corpus(tmp_path: Path, shared_media: Path) -> tuple[Path, Path]:
     source = tmp_path / "manifest.csv"
     pd.DataFrame(rows).to_csv(source, index=False)
     manifest = tmp_path / "out" / "manifest.parquet"
-    ingest_corpus(source, manifest, tmp_path / "out" / "rejected.parquet", "t", 1, LABELS)
+    ingest_corpus(source, manifest, tmp_path / "out" / "rejected.parquet",
+                  IngestOptions("t", 1, label_specs(LABELS)))
     return source, manifest
 
 
@@ -99,7 +101,8 @@ def test_runner_reuses_unchanged_utterances(tmp_path: Path, small_corpus: tuple[
     frame = pd.read_csv(source)
     extra = frame.iloc[[0]].assign(utt_id="obama_new", start_s=10, end_s=12)
     pd.concat([frame, extra]).to_csv(source, index=False)
-    ingest_corpus(source, manifest, tmp_path / "out" / "rejected.parquet", "t", 1, LABELS)
+    ingest_corpus(source, manifest, tmp_path / "out" / "rejected.parquet",
+                  IngestOptions("t", 1, label_specs(LABELS)))
     assert _run(tmp_path, manifest, "audio", {}).processed == 1
     added = _run(tmp_path, manifest, "egemaps", {"step_s": 0.02})
     assert (added.processed, added.reused, added.rows) == (1, 5, 6)

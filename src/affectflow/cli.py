@@ -41,18 +41,20 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
     from affectflow.transcribe.run import fill_transcripts
 
     counts = fill_transcripts(Path(args.input), Path(args.output), Path(args.words_dir), args.mode,
-                              language=args.language or None)
+                              language=args.language or None, encoding=args.encoding)
     for failure in counts["failures"]:
         log.warning("no transcript/word times for %s: %s", failure["utt_id"], failure["reason"])
     log.info("transcripts: %s", {k: v for k, v in counts.items() if k != "failures"})
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    from affectflow.ingest.run import ingest_corpus
+    from affectflow.ingest.manifest import IngestOptions
+    from affectflow.ingest.run import ingest_corpus, label_specs
 
-    accepted, rejected = ingest_corpus(args.source, args.manifest_out, args.rejected_out, args.corpus,
-                                       args.shards, _json(args.labels), args.media_root or None,
-                                       args.default_split or None)
+    options = IngestOptions(args.corpus, args.shards, label_specs(_json(args.labels)),
+                            args.media_root or None, args.default_split or None, args.protocol,
+                            args.encoding)
+    accepted, rejected = ingest_corpus(args.source, args.manifest_out, args.rejected_out, options)
     log.info("ingest %s: %d accepted, %d rejection records", args.corpus, accepted, rejected)
 
 
@@ -60,17 +62,21 @@ def cmd_extract(args: argparse.Namespace) -> None:
     from affectflow.features.runner import run_extractor_shard
 
     stats = run_extractor_shard(args.manifest, args.shard, args.extractor, _json(args.params),
-                                args.output, args.cache or None, args.audio_store, args.corpus)
+                                args.output, args.cache or None, args.audio_store or None, args.corpus)
     for utt_id, reason in stats.rejected.items():
         log.info("rejected %s: %s", utt_id, reason)
     print(stats.to_line(), flush=True)
 
 
 def cmd_rejected(args: argparse.Namespace) -> None:
-    from affectflow.report.tables import collect_rejected
+    from affectflow.atomic import write_text
+    from affectflow.report.tables import collect_rejected, rejection_summary, summary_line
 
-    frame = collect_rejected(args.ingest, args.stores, args.output)
+    frame, not_applicable = collect_rejected(args.ingest, args.stores, args.output)
+    summary = rejection_summary(args.corpus, args.manifest, frame, not_applicable, args.output)
+    write_text(args.summary, json.dumps(summary, indent=1))
     log.info("%d rejection records in %s", len(frame), args.output)
+    log.info("%s", summary_line(summary))
 
 
 def cmd_assemble(args: argparse.Namespace) -> None:
@@ -113,10 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "adapt": (cmd_adapt, [("--adapter", {"required": True}), ("--output", {"required": True})]),
         "transcribe": (cmd_transcribe, [("--input", {"required": True}), ("--output", {"required": True}),
                                         ("--words-dir", {"required": True}), ("--mode", {"default": "auto"}),
-                                        ("--language", {"default": "en"})]),
+                                        ("--language", {"default": "en"}),
+                                        ("--encoding", {"default": "utf-8"})]),
         "ingest": (cmd_ingest, [("--source", {"required": True}), ("--corpus", {"required": True}),
                                 ("--shards", {"type": int, "default": 8}), ("--labels", {"default": "{}"}),
                                 ("--media-root", {"default": ""}), ("--default-split", {"default": ""}),
+                                ("--protocol", {"default": "split"}), ("--encoding", {"default": "utf-8"}),
                                 ("--manifest-out", {"required": True}),
                                 ("--rejected-out", {"required": True})]),
         "extract": (cmd_extract, [("--extractor", {"required": True}), ("--corpus", {"default": ""}),
@@ -125,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   ("--params", {"default": "{}"}), ("--output", {"required": True}),
                                   ("--cache", {"default": ""}), ("--audio-store", {"default": None})]),
         "rejected": (cmd_rejected, [("--ingest", {"required": True}), ("--stores", {"nargs": "*", "default": []}),
-                                    ("--output", {"required": True})]),
+                                    ("--corpus", {"required": True}), ("--manifest", {"required": True}),
+                                    ("--output", {"required": True}), ("--summary", {"required": True})]),
         "assemble": (cmd_assemble, [("--manifest", {"required": True}), ("--corpus-dir", {"required": True}),
                                     ("--modalities", {"required": True}), ("--labels", {"required": True}),
                                     ("--tasks", {"required": True}), ("--max-steps", {"type": int, "default": 200}),

@@ -1,6 +1,5 @@
 # Shared helpers: config validation, paths, the manifest-derived shard lists and digests.
 import functools
-import hashlib
 import json
 import os
 import shlex
@@ -67,30 +66,30 @@ def manifest_path(corpus):
 
 
 @functools.lru_cache(maxsize=16)
-def _manifest_shards(path, mtime_ns):
-    """shard → digest of its rows (what a shard job's output depends on), from the manifest."""
+def _manifest_rows(path, mtime_ns):
+    """shard → its manifest rows (read once per manifest version)."""
     import pyarrow.parquet as pq
-    from affectflow.features.runner import row_fingerprint
 
     table = pq.read_table(path).to_pandas()
-    digests = {}
-    for shard, rows in table.groupby("shard"):
-        hasher = hashlib.sha256()
-        for row in sorted(rows.to_dict("records"), key=lambda r: r["utt_id"]):
-            hasher.update(f"{row['utt_id']}={row_fingerprint(row)};".encode())
-        digests[int(shard)] = hasher.hexdigest()[:20]
-    return digests
+    return {int(shard): rows.to_dict("records") for shard, rows in table.groupby("shard")}
 
 
-def shard_digests(corpus):
-    """Shard digests of a corpus, once its ingest checkpoint has run."""
+def corpus_shards(corpus):
+    """The non-empty shards of a corpus, once its ingest checkpoint has run."""
     path = checkpoints.ingest.get(corpus=corpus).output.manifest
-    return _manifest_shards(path, os.stat(path).st_mtime_ns)
+    return sorted(_manifest_rows(path, os.stat(path).st_mtime_ns))
 
 
-def shard_digest(wildcards):
-    """Params of a shard job: changes only when that shard's rows change."""
-    return shard_digests(wildcards.corpus).get(int(wildcards.shard), "empty")
+def shard_digest(corpus, extractor, shard):
+    """A shard job's params digest: changes only when that shard's rows change as this extractor
+    sees them, including the current size and mtime of the media files it reads, so a changed
+    media file re-runs exactly the shard jobs (and then the utterances) that read it."""
+    from affectflow.features.registry import get_extractor
+    from affectflow.features.runner import shard_digest as digest
+
+    path = checkpoints.ingest.get(corpus=corpus).output.manifest
+    rows = _manifest_rows(path, os.stat(path).st_mtime_ns).get(int(shard))
+    return digest(rows, get_extractor(extractor)) if rows else "empty"
 
 
 def protocol(corpus):
@@ -141,16 +140,18 @@ def corpus_store_files(corpus):
 def store_files(corpus, extractor):
     """All shard partitions of one (corpus, extractor) store."""
     return [f"{RESULTS}/{corpus}/features/{extractor}/shard={shard}.parquet"
-            for shard in sorted(shard_digests(corpus))]
+            for shard in corpus_shards(corpus)]
 
 
 def all_targets(wildcards):
     targets = []
     for corpus in CORPORA:
+        targets += [f"{RESULTS}/{corpus}/rejected.parquet", f"{RESULTS}/{corpus}/rejected_summary.json"]
+        if not corpus_shards(corpus):
+            continue  # nothing accepted at ingest: the rejected table says why; nothing to train
         # The feature partitions themselves, so a deleted one is rebuilt by a plain run.
         targets += corpus_store_files(corpus)
-        targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/rejected.parquet",
-                    f"{RESULTS}/{corpus}/report/metrics.html",
+        targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/report/metrics.html",
                     f"{RESULTS}/{corpus}/report/rejected.html"]
     return targets
 
@@ -160,9 +161,9 @@ def corpus_source(wildcards):
     manifest, or the manifest given in the config."""
     corpus = corpus_config(wildcards.corpus)
     if "generator" in corpus:
-        return f"resources/corpora/{wildcards.corpus}"
+        return f"{RESULTS}/{wildcards.corpus}/source/generated"
     if "adapter" in corpus:
-        return f"resources/manifests/{wildcards.corpus}/manifest.csv"
+        return f"{RESULTS}/{wildcards.corpus}/source/manifest.csv"
     return corpus["manifest"]
 
 
@@ -173,7 +174,7 @@ def corpus_manifest(wildcards):
 
 
 def transcribed(wildcards):
-    return f"resources/transcribed/{wildcards.corpus}/manifest.csv"
+    return f"{RESULTS}/{wildcards.corpus}/transcribed/manifest.csv"
 
 
 def ingest_source(wildcards):
@@ -189,6 +190,13 @@ def ingest_source_file(wildcards):
     return corpus_manifest(wildcards)
 
 
+def ingest_encoding(wildcards):
+    """The source manifest's text encoding; a transcribed manifest is always UTF-8."""
+    if "transcribe" in corpus_config(wildcards.corpus):
+        return "utf-8"
+    return corpus_config(wildcards.corpus).get("encoding", "utf-8")
+
+
 def extractor_audio_input(wildcards):
     if wildcards.extractor in AUDIO_EXTRACTORS:
         return f"{RESULTS}/{wildcards.corpus}/features/audio/shard={wildcards.shard}.parquet"
@@ -199,3 +207,14 @@ def modality_stores(wildcards):
     """Training modality → the shard files of the store feeding it (name or {extractor, view})."""
     return {modality: store_files(wildcards.corpus, source if isinstance(source, str) else source["extractor"])
             for modality, source in config["training"]["modalities"].items()}
+
+
+def print_run_summary():
+    """One line per corpus at the end of a run: accepted, rejected by kind, where the table is."""
+    from affectflow.report.tables import summary_line
+
+    for corpus in CORPORA:
+        path = f"{RESULTS}/{corpus}/rejected_summary.json"
+        if os.path.exists(path):
+            with open(path) as handle:
+                print(summary_line(json.load(handle)), flush=True)

@@ -1,10 +1,11 @@
 # Corpora the pipeline makes itself: the embedded demo corpus (generated deterministically from
 # a seed), and manifests built by a dataset adapter from a native layout (EmoDB, MELD, ...).
+# Both live under results_dir, so two configs never overwrite each other's sources.
 
 
 rule demo_corpus:
     output:
-        directory("resources/corpora/{corpus}"),
+        directory(f"{RESULTS}/{{corpus}}/source/generated"),
     params:
         cli=AFFECTFLOW,
         generator=lambda w: as_json(corpus_config(w.corpus)["generator"]),
@@ -17,12 +18,12 @@ rule demo_corpus:
         mem_mb=res("demo_corpus", "mem_mb"),
         runtime=res("demo_corpus", "runtime"),
     shell:
-        "{params.cli} demo --out {output} --generator {params.generator:q} > {log} 2>&1"
+        "{params.cli} demo --out {output:q} --generator {params.generator:q} > {log:q} 2>&1"
 
 
 rule adapter_manifest:
     output:
-        "resources/manifests/{corpus}/manifest.csv",
+        f"{RESULTS}/{{corpus}}/source/manifest.csv",
     params:
         cli=AFFECTFLOW,
         adapter=lambda w: as_json(corpus_config(w.corpus)["adapter"]),
@@ -35,4 +36,4 @@ rule adapter_manifest:
         mem_mb=res("default", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "{params.cli} adapt --adapter {params.adapter:q} --output {output} > {log} 2>&1"
+        "{params.cli} adapt --adapter {params.adapter:q} --output {output:q} > {log:q} 2>&1"

@@ -12,10 +12,9 @@ rule extract:
         extractor="|".join(EXTRACTORS) if EXTRACTORS else "none",
     params:
         cli=AFFECTFLOW,
-        digest=shard_digest,
+        digest=lambda w: shard_digest(w.corpus, w.extractor, w.shard),
         settings=lambda w: extractor_settings(w.corpus, w.extractor),
         cache=f"{CACHE}/{{corpus}}/{{extractor}}/shard={{shard}}.parquet",
-        audio_arg=lambda w, input: f"--audio-store {input.audio}" if input.audio else "",
     conda:
         "../../envs/features.yaml"
     log:
@@ -26,17 +25,19 @@ rule extract:
         runtime=lambda w: res(f"extract_{w.extractor}", "runtime"),
         gpu=lambda w: res(f"extract_{w.extractor}", "gpu"),
     shell:
-        "{params.cli} extract --extractor {wildcards.extractor} --corpus {wildcards.corpus}"
-        " --manifest {input.manifest} --shard {wildcards.shard} --params {params.settings:q}"
-        " --output {output} --cache={params.cache:q} {params.audio_arg} > {log} 2>&1"
+        "{params.cli} extract --extractor {wildcards.extractor:q} --corpus {wildcards.corpus:q}"
+        " --manifest {input.manifest:q} --shard {wildcards.shard:q} --params {params.settings:q}"
+        " --output {output:q} --cache={params.cache:q} --audio-store={input.audio:q} > {log:q} 2>&1"
 
 
 rule rejected:
     input:
         ingest=f"{RESULTS}/{{corpus}}/rejected/ingest.parquet",
+        manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
         stores=lambda w: corpus_store_files(w.corpus),
     output:
-        f"{RESULTS}/{{corpus}}/rejected.parquet",
+        table=f"{RESULTS}/{{corpus}}/rejected.parquet",
+        summary=f"{RESULTS}/{{corpus}}/rejected_summary.json",
     params:
         cli=AFFECTFLOW,
     conda:
@@ -48,5 +49,6 @@ rule rejected:
         mem_mb=res("default", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "{params.cli} rejected --ingest {input.ingest} --stores {input.stores}"
-        " --output {output} > {log} 2>&1"
+        "{params.cli} rejected --corpus {wildcards.corpus:q} --ingest {input.ingest:q}"
+        " --manifest {input.manifest:q} --stores {input.stores:q}"
+        " --output {output.table:q} --summary {output.summary:q} > {log:q} 2>&1"

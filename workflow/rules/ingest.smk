@@ -15,6 +15,8 @@ checkpoint ingest:
         labels=lambda w: as_json(corpus_config(w.corpus).get("labels", {})),
         media_root=lambda w: corpus_config(w.corpus).get("media_root", ""),
         default_split=lambda w: corpus_config(w.corpus).get("default_split", ""),
+        protocol=lambda w: protocol(w.corpus),
+        encoding=ingest_encoding,
     conda:
         "../../envs/ingest.yaml"
     log:
@@ -24,7 +26,8 @@ checkpoint ingest:
         mem_mb=res("ingest", "mem_mb"),
         runtime=res("ingest", "runtime"),
     shell:
-        "{params.cli} ingest --source {params.source:q} --corpus {wildcards.corpus}"
-        " --shards {params.shards} --labels {params.labels:q} --media-root={params.media_root:q}"
-        " --default-split={params.default_split:q}"
-        " --manifest-out {output.manifest} --rejected-out {output.rejected} > {log} 2>&1"
+        "{params.cli} ingest --source {params.source:q} --corpus {wildcards.corpus:q}"
+        " --shards {params.shards:q} --labels {params.labels:q} --media-root={params.media_root:q}"
+        " --default-split={params.default_split:q} --protocol {params.protocol:q}"
+        " --encoding {params.encoding:q}"
+        " --manifest-out {output.manifest:q} --rejected-out {output.rejected:q} > {log:q} 2>&1"

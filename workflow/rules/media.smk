@@ -9,7 +9,7 @@ rule prep_audio:
         f"{RESULTS}/{{corpus}}/features/audio/shard={{shard}}.parquet",
     params:
         cli=AFFECTFLOW,
-        digest=shard_digest,
+        digest=lambda w: shard_digest(w.corpus, "audio", w.shard),
         settings=as_json(config.get("media", {})),
         cache=f"{CACHE}/{{corpus}}/audio/shard={{shard}}.parquet",
     conda:
@@ -21,6 +21,6 @@ rule prep_audio:
         mem_mb=res("prep_audio", "mem_mb"),
         runtime=res("prep_audio", "runtime"),
     shell:
-        "{params.cli} extract --extractor audio --corpus {wildcards.corpus}"
-        " --manifest {input.manifest} --shard {wildcards.shard} --params {params.settings:q}"
-        " --output {output} --cache={params.cache:q} > {log} 2>&1"
+        "{params.cli} extract --extractor audio --corpus {wildcards.corpus:q}"
+        " --manifest {input.manifest:q} --shard {wildcards.shard:q} --params {params.settings:q}"
+        " --output {output:q} --cache={params.cache:q} > {log:q} 2>&1"

@@ -29,7 +29,7 @@ rule report_tables:
         mem_mb=res("default", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "{params.cli} report --corpus {wildcards.corpus} --metrics {input.metrics}"
-        " --rejected {input.rejected} --manifest {input.manifest} --figures-in {input.figures}"
-        " --metrics-html {output.metrics} --rejected-html {output.rejected}"
-        " --figures-out {output.figures} --protocol {params.protocol} > {log} 2>&1"
+        "{params.cli} report --corpus {wildcards.corpus:q} --metrics {input.metrics:q}"
+        " --rejected {input.rejected:q} --manifest {input.manifest:q} --figures-in {input.figures:q}"
+        " --metrics-html {output.metrics:q} --rejected-html {output.rejected:q}"
+        " --figures-out {output.figures:q} --protocol {params.protocol:q} > {log:q} 2>&1"

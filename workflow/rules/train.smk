@@ -25,9 +25,9 @@ rule assemble_dataset:
         mem_mb=res("train", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "{params.cli} assemble --manifest {input.manifest} --corpus-dir {params.corpus_dir}"
+        "{params.cli} assemble --manifest {input.manifest:q} --corpus-dir {params.corpus_dir:q}"
         " --modalities {params.modalities:q} --labels {params.labels:q} --tasks {params.tasks:q}"
-        " --max-steps {params.max_steps} --normalise {params.normalise} --split-column {wildcards.fold} --output {output} > {log} 2>&1"
+        " --max-steps {params.max_steps:q} --normalise {params.normalise:q} --split-column {wildcards.fold:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule train:
@@ -55,10 +55,10 @@ rule train:
         runtime=res("train", "runtime"),
         gpu=res("train", "gpu"),
     shell:
-        "{params.cli} train --dataset {input} --model {params.architecture} --model-id {wildcards.model}"
-        " --modalities={params.modalities:q} --seed {wildcards.seed}"
-        " --tasks {params.tasks:q} --hparams {params.hparams:q} --device {params.device}"
-        " --threads {threads} --result {output.result} --weights {output.weights} > {log} 2>&1"
+        "{params.cli} train --dataset {input:q} --model {params.architecture:q} --model-id {wildcards.model:q}"
+        " --modalities={params.modalities:q} --seed {wildcards.seed:q}"
+        " --tasks {params.tasks:q} --hparams {params.hparams:q} --device {params.device:q}"
+        " --threads {threads:q} --result {output.result:q} --weights {output.weights:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -78,5 +78,5 @@ rule evaluate:
         mem_mb=res("default", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "{params.cli} evaluate --results {input} --metrics {output.metrics}"
-        " --figures {output.figures} > {log} 2>&1"
+        "{params.cli} evaluate --results {input:q} --metrics {output.metrics:q}"
+        " --figures {output.figures:q} > {log:q} 2>&1"

@@ -7,13 +7,14 @@ rule transcribe:
     input:
         source=corpus_source,
     output:
-        manifest="resources/transcribed/{corpus}/manifest.csv",
-        words=directory("resources/transcribed/{corpus}/words"),
+        manifest=f"{RESULTS}/{{corpus}}/transcribed/manifest.csv",
+        words=directory(f"{RESULTS}/{{corpus}}/transcribed/words"),
     params:
         cli=AFFECTFLOW,
         manifest=corpus_manifest,
         mode=lambda w: corpus_config(w.corpus)["transcribe"].get("mode", "auto"),
         language=lambda w: corpus_config(w.corpus)["transcribe"].get("language", "en"),
+        encoding=lambda w: corpus_config(w.corpus).get("encoding", "utf-8"),
     conda:
         "../../envs/transcribe.yaml"
     log:
@@ -23,5 +24,6 @@ rule transcribe:
         mem_mb=res("transcribe", "mem_mb"),
         runtime=res("transcribe", "runtime"),
     shell:
-        "{params.cli} transcribe --input {params.manifest:q} --output {output.manifest}"
-        " --words-dir {output.words} --mode {params.mode} --language {params.language} > {log} 2>&1"
+        "{params.cli} transcribe --input {params.manifest:q} --output {output.manifest:q}"
+        " --words-dir {output.words:q} --mode {params.mode:q} --language {params.language:q}"
+        " --encoding {params.encoding:q} > {log:q} 2>&1"

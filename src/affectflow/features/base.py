@@ -4,6 +4,9 @@ An extractor is a plain function ``extract(utt: Utterance, params: Mapping) -> F
 registered in `affectflow.features.registry`. It raises `ExtractionError` with a short,
 human-readable reason when the utterance cannot give this feature (no face, no speech, corrupt
 media...); the shard runner records the reason in the rejected table and goes on with the rest.
+It raises `NotApplicable` when the utterance has no input of the kind it reads (the face
+extractor on an audio-only row): that is not a failure, so it is counted apart and kept out of
+the rejected table.
 """
 
 from __future__ import annotations
@@ -14,12 +17,27 @@ from typing import Any, Mapping
 import numpy as np
 
 
+NOT_APPLICABLE = "not applicable: "  # how a NotApplicable reason starts in a store's `reason`
+
+
 class ExtractionError(Exception):
     """An utterance cannot give this feature; `reason` says why (shown to the user)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class NotApplicable(ExtractionError):
+    """The utterance has nothing this extractor reads (no video, no transcript): not a rejection."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(NOT_APPLICABLE + what)
+
+
+def is_not_applicable(reason: str | None) -> bool:
+    """Whether a store row's `reason` records a NotApplicable (rather than a rejection)."""
+    return bool(reason) and str(reason).startswith(NOT_APPLICABLE)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import cv2
 import numpy as np
 
-from affectflow.features.base import ExtractionError, FeatureResult, Utterance
+from affectflow.features.base import ExtractionError, FeatureResult, NotApplicable, Utterance
 from affectflow.media.video import iter_video_frames
 
 FACE_EXTRACTOR_VERSION = "1"
@@ -244,7 +244,7 @@ def extract_face(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
     """
     path = utt.video_path
     if not path:
-        raise ExtractionError("utterance has no video_path")
+        raise NotApplicable("no video_path")
     fps = float(params.get("fps", 5.0))
     max_side = params.get("max_side", 640)
     times: list[float] = []

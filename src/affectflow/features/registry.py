@@ -20,6 +20,8 @@ class ExtractorSpec:
     version_attr: str  # "module:CONSTANT" holding the extractor's version string
     needs_audio: bool  # reads the media-prep audio store rather than the media files
     modality: str  # audio, text, video
+    fields: tuple[str, ...] = ()  # manifest fields the output depends on (its cache key)
+    media: tuple[str, ...] = ()  # of those, the media paths whose file signature counts too
 
     def function(self) -> ExtractFunction:
         module, name = self.target.split(":")
@@ -35,7 +37,9 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
     spec.name: spec
     for spec in (
         ExtractorSpec("audio", "affectflow.media.audio:prepare_audio",
-                      "affectflow.media.audio:AUDIO_PREP_VERSION", False, "audio"),
+                      "affectflow.media.audio:AUDIO_PREP_VERSION", False, "audio",
+                      fields=("audio_path", "video_path", "start_s", "end_s"),
+                      media=("audio_path", "video_path")),
         ExtractorSpec("egemaps", "affectflow.features.acoustic:extract_egemaps",
                       "affectflow.features.acoustic:EGEMAPS_VERSION", True, "audio"),
         ExtractorSpec("compare", "affectflow.features.acoustic:extract_compare",
@@ -43,9 +47,11 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
         ExtractorSpec("logmel", "affectflow.features.acoustic:extract_logmel",
                       "affectflow.features.acoustic:LOGMEL_VERSION", True, "audio"),
         ExtractorSpec("text", "affectflow.features.text:extract_text",
-                      "affectflow.features.text:TEXT_VERSION", False, "text"),
+                      "affectflow.features.text:TEXT_VERSION", False, "text",
+                      fields=("transcript", "context", "words")),
         ExtractorSpec("face", "affectflow.features.face:extract_face",
-                      "affectflow.features.face:FACE_EXTRACTOR_VERSION", False, "video"),
+                      "affectflow.features.face:FACE_EXTRACTOR_VERSION", False, "video",
+                      fields=("video_path", "start_s", "end_s"), media=("video_path",)),
     )
 }
 

@@ -27,8 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from affectflow.features.base import ExtractionError, Utterance
-from affectflow.features.registry import get_extractor
+from affectflow.atomic import atomic_path
+from affectflow.features.base import ExtractionError, NotApplicable, Utterance, is_not_applicable
+from affectflow.features.registry import ExtractorSpec, get_extractor
 from affectflow.features.store import METADATA_KEY, Provenance, StoreRow, read_provenance, rows_to_table
 
 STATS_PREFIX = "AFFECTFLOW_STATS "
@@ -46,6 +47,7 @@ class ShardStats:
     processed: int = 0
     reused: int = 0
     rejected: dict[str, str] = field(default_factory=dict)
+    not_applicable: int = 0  # rows without the input this extractor reads (not rejections)
     seconds: float = 0.0
 
     def to_line(self) -> str:
@@ -58,16 +60,43 @@ def read_shard_rows(manifest: str | os.PathLike[str], shard: int) -> pd.DataFram
     return table.to_pandas()
 
 
-def row_fingerprint(row: Mapping[str, Any]) -> str:
-    """Hash of everything in a manifest row that an extractor's output can depend on."""
-    words = row.get("words")
-    payload = {
-        "audio_path": row.get("audio_path"), "video_path": row.get("video_path"),
-        "media_sig": row.get("media_sig"), "start_s": row.get("start_s"), "end_s": row.get("end_s"),
-        "transcript": row.get("transcript"), "context": row.get("context"),
-        "words": None if words is None or (isinstance(words, float)) else [dict(w) for w in words],
-    }
+def media_signature(paths: list[str | None]) -> str:
+    """Size and modification time (ns) of each media file, read now: any rewrite, touch or
+    replacement of a file changes it. A missing file signs as `missing`."""
+    parts = []
+    for path in paths:
+        if not isinstance(path, str) or not path:  # None / NaN: no such media for this row
+            parts.append("-")
+            continue
+        try:
+            info = os.stat(path)
+            parts.append(f"{info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            parts.append("missing")
+    return ";".join(parts)
+
+
+def row_fingerprint(row: Mapping[str, Any], spec: ExtractorSpec) -> str:
+    """Hash of what one extractor's output for a manifest row depends on: the fields it reads
+    and, for media it reads, the files' current signatures (so a changed file re-extracts its
+    utterances, and only for the extractors that read it)."""
+    payload: dict[str, Any] = {}
+    for name in spec.fields:
+        value = row.get(name)
+        if name == "words":
+            value = None if value is None or isinstance(value, float) else [dict(w) for w in value]
+        payload[name] = value
+    payload["media"] = media_signature([row.get(name) for name in spec.media])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def shard_digest(rows: list[Mapping[str, Any]], spec: ExtractorSpec) -> str:
+    """Digest of one shard's rows as `spec` sees them: a shard job's parameter in the workflow,
+    so Snakemake re-runs exactly the shards whose rows (or media files) changed."""
+    hasher = hashlib.sha256()
+    for row in sorted(rows, key=lambda r: r["utt_id"]):
+        hasher.update(f"{row['utt_id']}={row_fingerprint(row, spec)};".encode())
+    return hasher.hexdigest()[:20]
 
 
 def _signature(params_hash: str, fingerprint: str, upstream: str = "") -> str:
@@ -125,25 +154,29 @@ def _merge(reused: pa.Table | None, fresh: pa.Table | None) -> pa.Table:
                             promote_options="permissive")
 
 
+def _count_outcomes(table: pa.Table, stats: ShardStats) -> None:
+    """Fill the stats' rejections (utt_id → reason) and not-applicable count from a partition."""
+    failed = table.filter(pc.invert(table["ok"]))
+    reasons = dict(zip(failed["utt_id"].to_pylist(), failed["reason"].to_pylist()))
+    stats.rejected = {u: r for u, r in reasons.items() if not is_not_applicable(r)}
+    stats.not_applicable = len(reasons) - len(stats.rejected)
+
+
 def _copy_keeping_mtime(source: Path, target: Path) -> None:
     """Atomically make `target` a copy of `source` with its mtime: its own inode, so when
     Snakemake touches this output (it does when an input is newer) neither the cache nor another
     results folder restored from the same cache entry changes with it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        shutil.copy2(source, tmp)
 
 
 def _link(source: Path, target: Path) -> None:
     """Atomically make `target` a hard link to `source` (a copy, mtime kept, where links fail)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copy2(source, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
 
 
 def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor: str,
@@ -160,7 +193,7 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
     utt_ids = rows["utt_id"].tolist()
     audio = _load_audio_store(audio_store, utt_ids) if spec.needs_audio and audio_store else {}
     signatures = {
-        u: _signature(provenance.params_hash, row_fingerprint(row),
+        u: _signature(provenance.params_hash, row_fingerprint(row, spec),
                       audio[u][2] if u in audio else "")
         for u, row in zip(utt_ids, rows.to_dict("records"))
     }
@@ -173,8 +206,7 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
         # rebuilding a deleted partition does not make its consumers out of date.
         _copy_keeping_mtime(cache_path, Path(output))
         stats.reused = len(reused_ids)
-        stats.rejected = dict(zip(*[reused.filter(pc.invert(reused["ok"]))[c].to_pylist()
-                                    for c in ("utt_id", "reason")]))
+        _count_outcomes(reused, stats)
         stats.seconds = round(time.perf_counter() - started, 3)
         return stats
     function = spec.function()
@@ -190,6 +222,8 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
                 if utt_id not in audio:
                     raise ExtractionError("no entry in the media-prep audio store")
                 ok, reason, _, samples = audio[utt_id]
+                if not ok and is_not_applicable(reason):
+                    raise NotApplicable(f"no audio ({reason})")
                 if not ok:
                     raise ExtractionError(f"audio rejected at media prep: {reason}")
             out.result = function(Utterance.from_row(row, audio=samples), params)
@@ -201,21 +235,18 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
             out.reason = f"{extractor} failed: {type(error).__name__}: {error}"
             stats.processed += 1
             log.error("utterance %s: %s\n%s", utt_id, out.reason, traceback.format_exc())
-        if out.reason:
+        if out.reason and not is_not_applicable(out.reason):
             log.warning("utterance %s rejected by %s: %s", utt_id, extractor, out.reason)
         fresh.append(out)
     fresh_table = rows_to_table(fresh, provenance) if fresh else None
     table = _merge(reused, fresh_table) if (reused is not None or fresh) else \
         rows_to_table([], provenance)
     table = table.sort_by("utt_id").replace_schema_metadata({METADATA_KEY: provenance.to_json().encode()})
-    rejected = table.filter(pc.invert(table["ok"]))
-    stats.rejected = dict(zip(rejected["utt_id"].to_pylist(), rejected["reason"].to_pylist()))
+    _count_outcomes(table, stats)
     stats.reused = len(reused_ids)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, output)
+    with atomic_path(output) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
     if cache_path is not None:
         _link(output, cache_path)
     stats.seconds = round(time.perf_counter() - started, 3)

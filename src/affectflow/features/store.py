@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from affectflow.atomic import atomic_path
 from affectflow.features.base import FeatureResult
 
 METADATA_KEY = b"affectflow"
@@ -165,12 +166,9 @@ def rows_to_table(rows: Sequence[StoreRow], provenance: Provenance) -> pa.Table:
 def write_partition(path: str | os.PathLike[str], rows: Sequence[StoreRow],
                     provenance: Provenance) -> None:
     """Write one shard atomically (temp file + rename), so a killed job leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = rows_to_table(rows, provenance)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:

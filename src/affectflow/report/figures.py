@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from affectflow.atomic import atomic_path, write_text  # noqa: E402
 from affectflow.evaluate.metrics import aggregate_over_folds, aggregate_over_seeds  # noqa: E402
 from affectflow.train.run import json_safe  # noqa: E402
 
@@ -109,8 +110,15 @@ def evaluate_runs(result_paths: Sequence[str | os.PathLike[str]], metrics_path: 
     one confusion matrix per model and categorical/binary task, class-labelled); return the
     metrics."""
     by_model = load_results(result_paths)
-    figures = Path(figures_dir)
-    figures.mkdir(parents=True, exist_ok=True)
+    with atomic_path(figures_dir) as figures:
+        figures.mkdir()
+        metrics = _plot_and_aggregate(by_model, figures)
+    write_text(metrics_path, json.dumps(json_safe(metrics), indent=2, sort_keys=True))
+    return metrics
+
+
+def _plot_and_aggregate(by_model: dict[str, list[dict[str, Any]]], figures: Path) -> dict[str, Any]:
+    """Metrics over folds and seeds per model, and its figures written into `figures`."""
     metrics: dict[str, Any] = {}
     for model, records in by_model.items():
         # Cross-validated protocols give several records (folds) per seed: average the folds of
@@ -129,6 +137,4 @@ def evaluate_runs(result_paths: Sequence[str | os.PathLike[str]], metrics_path: 
             plot_confusion(model, task, np.sum(matrices, axis=0),
                            class_labels(records[0], task, len(matrices[0])),
                            figures / f"{model}_{task}_confusion.png")
-    with open(metrics_path, "w") as handle:
-        json.dump(json_safe(metrics), handle, indent=2, sort_keys=True)
     return metrics

@@ -5,12 +5,15 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
+from affectflow.atomic import atomic_path, write_text
+from affectflow.features.base import is_not_applicable
 from affectflow.features.reader import read_rejections
 from affectflow.ingest.run import write_rejected
 
@@ -18,20 +21,70 @@ SPLIT_NAMES = ("train", "valid", "test")
 
 
 def collect_rejected(ingest: str | os.PathLike[str], stores: Sequence[str | os.PathLike[str]],
-                     output: str | os.PathLike[str]) -> pd.DataFrame:
-    """Ingest rejections plus every extractor's rejected rows (stage = the extractor's name)."""
+                     output: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Ingest rejections plus every extractor's rejected rows (stage = the extractor's name);
+    rows an extractor does not apply to (`NotApplicable`) are counted per extractor, not listed."""
     frames = [pd.read_parquet(ingest)]
+    not_applicable: dict[str, int] = {}
     for partition in stores:
         rows = read_rejections(partition)
+        stage = Path(partition).parent.name
+        skipped = rows["reason"].map(is_not_applicable)
+        if skipped.any():
+            not_applicable[stage] = not_applicable.get(stage, 0) + int(skipped.sum())
+        rows = rows[~skipped]
         if len(rows):
-            rows["stage"] = Path(partition).parent.name
-            rows["field"] = None
-            rows["row"] = None
+            rows = rows.assign(stage=stage, field=None, row=None)
             frames.append(rows)
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else frames[0]
     write_rejected(frame, output)
-    return frame
+    return frame, not_applicable
+
+
+def reason_kind(stage: str, field: str | None, reason: str) -> str:
+    """A short, countable kind of a rejection: the reason's first clause without the file, row
+    or value it names ('ingest audio_path: file not found', 'audio: no speech')."""
+    text = re.sub(r"^.*?, row \d+: [^:]+: ", "", str(reason))
+    text = re.split(r"[:;(]", text, maxsplit=1)[0]
+    text = re.sub(r"'[^']*'|\"[^\"]*\"|\S*[/\\]\S*|\S+\.[A-Za-z0-9]{2,4}\b|-?\d+(\.\d+)?", "", text)
+    text = " ".join(text.split())[:60] or "other"
+    return f"{stage} {field}: {text}" if field else f"{stage}: {text}"
+
+
+def rejection_summary(corpus: str, manifest: str | os.PathLike[str], rejected: pd.DataFrame,
+                      not_applicable: dict[str, int], table_path: str) -> dict:
+    """Counts for the end-of-run line: utterances accepted, rejected by kind, not applicable."""
+    accepted_ids = set(pd.read_parquet(manifest, columns=["utt_id"])["utt_id"])
+    ingest = rejected[rejected["stage"] == "ingest"]
+    later = rejected[rejected["stage"] != "ingest"]
+    # An extractor reading media prep's audio repeats its rejection: count it once, at media prep.
+    later = later[~later["reason"].astype(str).str.startswith("audio rejected at media prep")]
+    kinds: dict[str, int] = {}
+    for row in pd.concat([ingest.drop_duplicates("row"), later]).itertuples():
+        kind = reason_kind(row.stage, row.field if isinstance(row.field, str) else None, row.reason)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    dropped = set(rejected.loc[rejected["stage"] != "ingest", "utt_id"]) & accepted_ids
+    return {"corpus": corpus, "source_rows": len(accepted_ids) + int(ingest["row"].nunique()),
+            "accepted": len(accepted_ids - dropped), "rejected_at_ingest": int(ingest["row"].nunique()),
+            "rejected_later": len(dropped), "by_kind": dict(sorted(kinds.items())),
+            "not_applicable": dict(sorted(not_applicable.items())), "table": table_path}
+
+
+def summary_line(summary: dict) -> str:
+    """One line per corpus for the end of a run."""
+    kinds = "; ".join(f"{k} {v}" for k, v in summary["by_kind"].items())
+    line = (f"affectflow: corpus {summary['corpus']}: {summary['accepted']} of "
+            f"{summary['source_rows']} utterances accepted, "
+            f"{summary['rejected_at_ingest'] + summary['rejected_later']} rejected")
+    if kinds:
+        line += f" ({kinds})"
+    if summary["not_applicable"]:
+        line += "; not applicable (no such input): " + ", ".join(
+            f"{k} {v}" for k, v in summary["not_applicable"].items())
+    if summary["rejected_at_ingest"] + summary["rejected_later"]:
+        line += f"; see {summary['table']}"
+    return line
 
 
 def _style() -> str:
@@ -112,7 +165,7 @@ def write_report_tables(corpus: str, metrics_path: str, rejected_path: str, mani
                sorted(c for c in manifest.columns if c.startswith(f"split_{protocol}_")))
     if not columns:
         raise ValueError(f"{manifest_path}: protocol {protocol!r} has no split_{protocol}_* columns")
-    Path(metrics_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(metrics_out).write_text(metrics_html(corpus, metrics, protocol, split_counts(used, columns)))
-    Path(rejected_out).write_text(rejected_html(corpus, rejected))
-    shutil.copytree(figures_in, figures_out, dirs_exist_ok=True)
+    write_text(metrics_out, metrics_html(corpus, metrics, protocol, split_counts(used, columns)))
+    write_text(rejected_out, rejected_html(corpus, rejected))
+    with atomic_path(figures_out) as tmp:
+        shutil.copytree(figures_in, tmp)

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from affectflow.atomic import atomic_path
 from affectflow.features.reader import accepted_ids, read_pooled, read_sequences
 from affectflow.train.data import SPLITS, SplitData, TrainingData
 from affectflow.train.tasks import LEGACY_KINDS, normalize_tasks
@@ -163,8 +164,7 @@ def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str 
         arrays[f"view/{modality}"] = np.array(views.get(modality, "sequence"))
     if "emotion" in classes:
         arrays["emotion_classes"] = np.array(classes["emotion"])
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "wb") as handle:
+    with atomic_path(output) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
     return counts
 

@@ -83,10 +83,12 @@ def _write_table(table: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     suffix = path.suffix.lower()
+    # surrogateescape writes undecodable input bytes back as they were, so ingest still rejects
+    # exactly the rows that hold them (naming the field) instead of this stage failing.
     if suffix in {".csv", ".txt"}:
-        table.to_csv(tmp, index=False, lineterminator="\n")
+        table.to_csv(tmp, index=False, lineterminator="\n", errors="surrogateescape")
     elif suffix == ".tsv":
-        table.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
+        table.to_csv(tmp, sep="\t", index=False, lineterminator="\n", errors="surrogateescape")
     elif suffix in {".jsonl", ".json", ".ndjson"}:
         table.to_json(tmp, orient="records", lines=True, force_ascii=False)
     elif suffix == ".parquet":
@@ -141,7 +143,8 @@ def _process_row(row: dict[str, Any], root: Path, mode: str, model: str, refine:
 
 def fill_transcripts(manifest_in: Path, manifest_out: Path, words_dir: Path, mode: str = "auto",
                      *, model: str = BUNDLED_MODEL, refine_asr_times: bool = True,
-                     language: str | None = None, media_root: Path | None = None) -> dict[str, Any]:
+                     language: str | None = None, media_root: Path | None = None,
+                     encoding: str = "utf-8") -> dict[str, Any]:
     """Fill transcripts and word times of a manifest; returns counts and the failures.
 
     `mode`: ``auto`` (ASR where the transcript is missing, alignment where only words are),
@@ -149,14 +152,16 @@ def fill_transcripts(manifest_in: Path, manifest_out: Path, words_dir: Path, mod
     folder (or `media_root`), as the ingest stage does. A row's language is its `language` (or
     `lang`) column, else `language`, else guessed from the transcript (English or not). The
     result counts rows by outcome: ``asr``, ``aligned``, ``failed`` (with ``failures``: utt_id and reason) and ``skipped``
-    (with ``skip_reasons``: how many rows per reason).
+    (with ``skip_reasons``: how many rows per reason). `encoding` is the input manifest's; the
+    output is UTF-8. `words_dir` is created even when no row needs word times.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     manifest_in, manifest_out = Path(manifest_in), Path(manifest_out)
     words_dir = Path(words_dir).resolve()
     root = Path(media_root) if media_root else manifest_in.resolve().parent
-    table = read_table(manifest_in)
+    table = read_table(manifest_in, encoding)
+    words_dir.mkdir(parents=True, exist_ok=True)
     for column in ("transcript", "words_path", "words_source"):
         if column not in table.columns:
             table[column] = ""
