@@ -258,3 +258,8 @@ def test_non_speech_is_rejected(tmp_path: Path, kind: str) -> None:
     with pytest.raises(ExtractionError, match=r"no speech: longest voiced segment [\d.]+ s "
                                               r"\(need 0\.25 s\), loudest 30 ms frame"):
         prepare_audio(Utterance(kind, str(path), None, None, None, ""), {})
+
+
+def test_segment_after_the_end_says_so(shared_media: Path) -> None:
+    with pytest.raises(ExtractionError, match="ends before the segment start 100.00 s"):
+        load_audio(str(shared_media / "jfk.flac"), 16000, 100.0, 101.0)

@@ -229,6 +229,9 @@ def load_audio(path: str, sample_rate: int = 16000, start_s: float | None = None
                 got = max((decoded_end or stream_start) - stream_start, 0.0)
                 raise ExtractionError(
                     f"truncated: decoded {got:.2f} s of {declared:.2f} s declared ({name})")
+    if not chunks and sought:
+        raise ExtractionError(f"audio of {name} ends before the segment start {start_s:.2f} s "
+                              f"(wrong start_s or truncated file)")
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     offset = first_time or 0.0
     begin = 0 if start_s is None else max(int(round((start_s - offset) * sample_rate)), 0)
