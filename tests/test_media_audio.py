@@ -260,6 +260,11 @@ def test_non_speech_is_rejected(tmp_path: Path, kind: str) -> None:
         prepare_audio(Utterance(kind, str(path), None, None, None, ""), {})
 
 
-def test_segment_after_the_end_says_so(shared_media: Path) -> None:
+def test_segment_after_the_end_says_so(shared_media: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+    path = tmp_path / "speech.wav"
+    sf.write(str(path), _speech(shared_media, 5.0), 44100)
     with pytest.raises(ExtractionError, match="ends before the segment start 100.00 s"):
-        load_audio(str(shared_media / "jfk.flac"), 16000, 100.0, 101.0)
+        load_audio(str(path), 16000, 100.0, 101.0)  # the seek lands past the end: nothing decodes
+    with pytest.raises(ExtractionError, match="ends at 11.00 s, before the segment end 101.00 s"):
+        load_audio(str(shared_media / "jfk.flac"), 16000, 100.0, 101.0)  # the last frames decode
