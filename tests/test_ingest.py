@@ -121,3 +121,83 @@ def test_fold_columns_travel_through_ingest(media: Path, tmp_path: Path) -> None
     assert manifest["split_loso_00"].tolist() == ["test", "valid"]
     assert manifest["split_loso_01"].tolist()[0] == "train" and pd.isna(manifest["split_loso_01"][1])
     assert rejected["field"].tolist() == ["split_loso_00"] and "holdout" in rejected["reason"][0]
+
+
+def _options(corpus: str = "demo", **kwargs) -> IngestOptions:
+    return IngestOptions(corpus, 2, label_specs(LABELS), **kwargs)
+
+
+def test_an_undecodable_byte_costs_its_row_not_the_corpus(media: Path, tmp_path: Path) -> None:
+    source = _write_manifest(media, [good_row("a"), good_row("b", transcript="caf@@ au lait"), good_row("c")])
+    source.write_bytes(source.read_bytes().replace(b"@@", b"\xe9"))
+    accepted, _ = ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    rejected = pd.read_parquet(tmp_path / "r.parquet")
+    assert accepted == 2 and rejected["row"].tolist() == [2] and rejected["field"].tolist() == ["transcript"]
+    assert "not valid utf-8 text (byte 0xe9 at character 4)" in rejected["reason"][0]
+    # The same file read as latin-1 is whole.
+    accepted, _ = ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet",
+                                _options(encoding="latin-1"))
+    assert accepted == 3
+    assert pd.read_parquet(tmp_path / "m.parquet").set_index("utt_id").loc["b", "transcript"] == "café au lait"
+
+
+def test_bad_json_lines_are_rejected_by_number(media: Path, tmp_path: Path) -> None:
+    good = json.dumps(good_row("a"))
+    (media / "m.jsonl").write_bytes(f"{good}\n{{\"utt_id\": \"b\",\n[1, 2]\n".encode()
+                                    + json.dumps(good_row("d")).encode().replace(b"ask", b"\xffsk") + b"\n")
+    accepted, _ = ingest_corpus(media / "m.jsonl", tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    rejected = pd.read_parquet(tmp_path / "r.parquet")
+    assert accepted == 1
+    reasons = dict(zip(rejected["row"], rejected["reason"]))
+    assert "line 2 is not valid JSON" in reasons[2] and "a JSON list, not an object" in reasons[3]
+    assert "byte 0xff" in reasons[4]
+
+
+def test_all_rows_rejected_writes_an_empty_manifest(media: Path, tmp_path: Path) -> None:
+    source = _write_manifest(media, [good_row("a", audio_path="x.wav"), good_row("b", emotion="joy")])
+    accepted, records = ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    assert (accepted, records) == (0, 2)
+    manifest = pd.read_parquet(tmp_path / "m.parquet")
+    assert len(manifest) == 0 and {"utt_id", "words", "shard", "emotion"} <= set(manifest.columns)
+
+
+def test_configured_label_columns_missing_from_the_manifest_are_named(media: Path, tmp_path: Path) -> None:
+    source = _write_manifest(media, [good_row("a")])
+    options = IngestOptions("demo", 2, label_specs({**LABELS, "arousl": {"type": "regression"}}))
+    with pytest.raises(ManifestError, match=r"'arousl' named under corpora\.demo\.labels are not in the "
+                                            r"manifest \(the manifest has: audio_path, emotion"):
+        ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", options)
+
+
+def test_fold_protocols_make_split_optional(media: Path, tmp_path: Path) -> None:
+    rows = [good_row("a", split="", split_loso_00="train"), good_row("b", split="", split_loso_00="test")]
+    source = _write_manifest(media, rows)
+    with pytest.raises(ManifestError, match="protocol 'session' needs fold columns split_session_<k>"):
+        ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options(protocol="session"))
+    accepted, _ = ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options(protocol="loso"))
+    assert accepted == 2 and pd.read_parquet(tmp_path / "m.parquet")["split"].isna().all()
+    _, records = ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    reason = pd.read_parquet(tmp_path / "r.parquet")["reason"][0]
+    assert records == 2 and "with a fold protocol, `split` may be empty" in reason
+
+
+def test_honest_reasons_instead_of_raw_exceptions(media: Path, tmp_path: Path) -> None:
+    (media / "folder.wav").mkdir()
+    (media / "loop.wav").symlink_to(media / "loop.wav")
+    (media / "dangling.wav").symlink_to(media / "gone.wav")
+    (media / "empty.wav").write_bytes(b"")
+    rows = [good_row("inf", end_s="inf"), good_row("nan", sentiment="NaN"), good_row("dir", audio_path="folder.wav"),
+            good_row("loop", audio_path="loop.wav"), good_row("dangling", audio_path="dangling.wav"),
+            good_row("empty", audio_path="empty.wav"), good_row("big", sentiment="1e400")]
+    source = _write_manifest(media, rows)
+    ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    manifest = pd.read_parquet(tmp_path / "m.parquet")
+    reasons = pd.read_parquet(tmp_path / "r.parquet").set_index("utt_id")["reason"]
+    assert manifest["utt_id"].tolist() == ["nan"] and pd.isna(manifest["sentiment"][0])  # NaN: missing
+    assert "end_s: not a finite number: 'inf'" in reasons["inf"]
+    assert "is a directory, not a file" in reasons["dir"]
+    assert "symbolic link loop" in reasons["loop"]
+    assert "broken symbolic link" in reasons["dangling"] and "gone.wav" in reasons["dangling"]
+    assert "empty file (0 bytes)" in reasons["empty"]
+    assert "not a finite number: '1e400'" in reasons["big"]
+    assert not reasons.str.contains("Error").any()

@@ -6,10 +6,6 @@ These run the real Snakefile with `snakemake` in a scratch folder (minutes, not 
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,52 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from dag_helpers import base_config, planned_jobs, processed_since, snakemake, stats_since
 
-REPO = Path(__file__).resolve().parents[1]
-STATS_PREFIX = "AFFECTFLOW_STATS "
 pytestmark = pytest.mark.slow
-
-
-def snakemake(workdir: Path, *args: str) -> str:
-    """Run the repository's Snakefile in `workdir`; returns stdout+stderr, fails the test on error."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-               str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
-
-
-def base_config(**training) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["training"].update(training)
-    return config
-
-
-def planned_jobs(dry_run: str) -> Counter:
-    """Job counts per rule from a dry run's stats table."""
-    table = dry_run.split("Job stats:")[-1]
-    return Counter({m.group(1): int(m.group(2))
-                    for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"})
-
-
-def stats_since(logs: Path, since: float) -> list[dict]:
-    """The shard-job stats lines of the logs written after `since`."""
-    found = []
-    for log in logs.rglob("shard=*.log"):
-        if log.stat().st_mtime >= since:
-            found += [json.loads(line[len(STATS_PREFIX):]) for line in log.read_text().splitlines()
-                      if line.startswith(STATS_PREFIX)]
-    return found
-
-
-def processed_since(logs: Path, since: float) -> Counter:
-    """Utterances processed per extractor by the shard jobs that ran after `since`."""
-    counts: Counter = Counter()
-    for stats in stats_since(logs, since):
-        counts[stats["extractor"]] += stats["processed"]
-    return counts
 
 
 def test_demo_corpus_to_report(tmp_path: Path) -> None:

@@ -113,7 +113,9 @@ def _json_lines(path: Path, encoding: str) -> pd.DataFrame:
                 continue
             records.append(record if isinstance(record, dict) else
                            {READ_ERROR: f"line {number} is a JSON {type(record).__name__}, not an object"})
-    return pd.DataFrame.from_records(records).astype(object) if records else pd.DataFrame()
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    # Object columns: pandas' default Arrow strings cannot hold the undecodable bytes' surrogates.
+    return pd.DataFrame({c: pd.Series([r.get(c) for r in records], dtype=object) for c in columns})
 
 
 def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.DataFrame:
@@ -133,7 +135,7 @@ def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.Data
     if suffix in {".csv", ".tsv", ".txt"}:
         sep = "\t" if suffix == ".tsv" else ","
         try:
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding,
+            return pd.read_csv(path, sep=sep, dtype=object, keep_default_na=False, encoding=encoding,
                                encoding_errors="surrogateescape")
         except pd.errors.EmptyDataError:
             raise ManifestError(f"{path}: the manifest is empty (no header line)") from None

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import av
 import numpy as np
 
-from affectflow.features.base import ExtractionError, FeatureResult, Utterance
+from affectflow.features.base import ExtractionError, FeatureResult, NotApplicable, Utterance
 
 AUDIO_PREP_VERSION = "2"
 AUDIO_STATS_NAMES = ["duration_s", "active_ratio", "peak_dbfs", "rms_dbfs", "speech_s"]
@@ -330,7 +330,7 @@ def prepare_audio(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
     sample_rate = int(params.get("sample_rate", 16000))
     source = utt.audio_path or utt.video_path
     if source is None:
-        raise ExtractionError("no audio_path or video_path to take audio from")
+        raise NotApplicable("no audio_path or video_path to take audio from")
     samples = load_audio(source, sample_rate, utt.start_s, utt.end_s,
                          keep_partial=bool(params.get("keep_partial", False)))
     min_duration = float(params.get("min_duration_s", 0.2))
