@@ -140,3 +140,58 @@ def test_a_build_killed_mid_way_resumes_to_the_clean_result(tmp_path: Path, shar
         assert json.loads((crashed / "results/c" / name).read_text()) == \
             json.loads((clean / "results/c" / name).read_text())
     assert "Nothing to be done" in snakemake(crashed, "--cores", "2", "-n")
+
+
+def _fail_after_partial_write(target_arg: int):
+    """A writer that leaves half a file at the path it was given, then fails like a full disk."""
+    def write(*args, **kwargs):
+        where = args[target_arg]
+        if hasattr(where, "write"):
+            where.write(b"PK\x03\x04 partial")
+        else:
+            Path(where).write_bytes(b"PAR1 partial")
+        raise OSError(28, "No space left on device")
+    return write
+
+
+def test_a_stage_that_fails_mid_write_leaves_no_file_under_the_output_name(tmp_path: Path, monkeypatch,
+                                                                         shared_data: Path) -> None:
+    """Ingest, dataset assembly and evaluation write to a temporary name and rename: a writer
+    dying half-way leaves the output absent (Snakemake then reruns the job), never truncated."""
+    import numpy as np
+
+    from affectflow.features.base import FeatureResult
+    from affectflow.features.store import Provenance, StoreRow, write_partition
+    from affectflow.ingest import run as ingest_run
+    from affectflow.ingest.manifest import IngestOptions
+    from affectflow.report import figures
+    from affectflow.train import dataset
+
+    _text_corpus(tmp_path / "corpus", shared_data, rows=3)
+    labels = {"emotion": {"type": "categorical", "classes": ["anger", "neutral"]}}
+    monkeypatch.setattr(ingest_run.pq, "write_table", _fail_after_partial_write(1))
+    with pytest.raises(OSError, match="No space"):
+        ingest_run.ingest_corpus(tmp_path / "corpus/manifest.csv", tmp_path / "m.parquet",
+                                 tmp_path / "r.parquet", IngestOptions("c", 1, ingest_run.label_specs(labels)))
+    monkeypatch.undo()
+    assert not (tmp_path / "m.parquet").exists()
+    ingest_run.ingest_corpus(tmp_path / "corpus/manifest.csv", tmp_path / "m.parquet", tmp_path / "r.parquet",
+                             IngestOptions("c", 1, ingest_run.label_specs(labels)))
+
+    ids = pd.read_parquet(tmp_path / "m.parquet")["utt_id"].tolist()
+    write_partition(tmp_path / "store/shard=0.parquet",
+                    [StoreRow(u, "s", FeatureResult(np.ones((2, 2)), np.ones(2))) for u in ids], Provenance("t", "1", {}))
+    monkeypatch.setattr(dataset.np, "savez", _fail_after_partial_write(0))
+    with pytest.raises(OSError, match="No space"):
+        dataset.assemble_dataset(tmp_path / "m.parquet", {"m": str(tmp_path / "store")}, labels,
+                                 {"emotion": {"weight": 1.0}}, tmp_path / "d.npz")
+    monkeypatch.undo()
+    assert not (tmp_path / "d.npz").exists() and not list(tmp_path.glob(".*d*"))
+
+    result = {"model_name": "m", "seed": 0, "test_metrics": {"t": {"acc": 0.5}}, "confusion": {},
+              "curves": {"train_loss": [1.0], "valid_loss": [1.0]}}
+    (tmp_path / "result.json").write_text(json.dumps(result))
+    monkeypatch.setattr(figures, "plot_curves", _fail_after_partial_write(2))
+    with pytest.raises(OSError, match="No space"):
+        figures.evaluate_runs([tmp_path / "result.json"], tmp_path / "metrics.json", tmp_path / "figures")
+    assert not (tmp_path / "figures").exists() and not (tmp_path / "metrics.json").exists()
