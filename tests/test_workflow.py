@@ -97,16 +97,29 @@ def test_incremental_builds_process_only_what_changed(tmp_path: Path, shared_med
     snakemake(tmp_path, "--cores", "2", target)
     assert set(processed_since(logs, since)) == {"logmel"}
 
-    # A deleted feature file: a plain run plans just it, and rebuilding it recomputes nothing and
-    # leaves its consumers up to date (the cached partition comes back with its old mtime).
+    # A deleted feature file: rebuilding it as its target recomputes nothing and leaves its
+    # consumers up to date (the cached partition comes back with its old mtime).
     victim = next((tmp_path / "results/real/features/face").glob("shard=*.parquet"))
     victim.unlink()
     jobs = planned_jobs(snakemake(tmp_path, "--cores", "2", "-n"))
-    assert jobs["extract"] == 1 and "prep_audio" not in jobs
+    assert jobs["extract"] == 1 and "prep_audio" not in jobs  # a dry run changes nothing
     since = time.time()
     snakemake(tmp_path, "--cores", "2", str(victim.relative_to(tmp_path)))
     assert victim.exists() and sum(processed_since(logs, since).values()) == 0
     assert "Nothing to be done" in snakemake(tmp_path, "--cores", "2", "-n", target)
+
+    # A plain run of the whole DAG after deleting partitions (one audio one, so the extractors
+    # reading it depend on a restored file too) puts them back from the cache while planning:
+    # no job runs, no training, evaluation or report.
+    snakemake(tmp_path, "--cores", "2")
+    victims = [next((tmp_path / "results/real/features" / name).glob("shard=*.parquet"))
+               for name in ("audio", "egemaps", "text")]
+    mtimes = [v.stat().st_mtime_ns for v in victims]
+    for victim in victims:
+        victim.unlink()
+    output = snakemake(tmp_path, "--cores", "2")
+    assert "Nothing to be done" in output and output.count("from the cache") == 3
+    assert [v.stat().st_mtime_ns for v in victims] == mtimes
 
 
 def test_transcribe_stage_fills_transcripts_and_word_times(tmp_path: Path, shared_media: Path) -> None:

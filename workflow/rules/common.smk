@@ -3,6 +3,7 @@ import functools
 import json
 import os
 import shlex
+import sys
 
 from snakemake.utils import min_version, validate
 
@@ -138,9 +139,34 @@ def corpus_store_files(corpus):
 
 
 def store_files(corpus, extractor):
-    """All shard partitions of one (corpus, extractor) store."""
-    return [f"{RESULTS}/{corpus}/features/{extractor}/shard={shard}.parquet"
-            for shard in corpus_shards(corpus)]
+    """All shard partitions of one (corpus, extractor) store. A deleted partition whose inputs
+    did not change is put back from the cache here, while the DAG is planned (not in a dry run):
+    Snakemake plans every consumer of a job that runs, so rebuilding it as a job would re-run
+    training and all after it for a byte-identical file."""
+    files = [f"{RESULTS}/{corpus}/features/{extractor}/shard={shard}.parquet"
+             for shard in corpus_shards(corpus)]
+    missing = [(shard, path) for shard, path in zip(corpus_shards(corpus), files)
+               if not os.path.exists(path)]
+    if missing and not workflow.dryrun:
+        _restore_from_cache(corpus, extractor, missing)
+    return files
+
+
+def _restore_from_cache(corpus, extractor, missing):
+    from affectflow.features.registry import get_extractor
+    from affectflow.features.runner import restore_unchanged
+
+    if get_extractor(extractor).needs_audio:
+        store_files(corpus, "audio")  # its partitions first: their signatures are inputs here
+    params = config.get("media", {}) if extractor == "audio" else json.loads(extractor_settings(corpus, extractor))
+    path = checkpoints.ingest.get(corpus=corpus).output.manifest
+    rows = _manifest_rows(path, os.stat(path).st_mtime_ns)
+    for shard, output in missing:
+        cache = f"{CACHE}/{corpus}/{extractor}/shard={shard}.parquet"
+        audio = f"{RESULTS}/{corpus}/features/audio/shard={shard}.parquet"
+        if os.path.exists(cache) and restore_unchanged(rows[shard], extractor, params, output, cache, audio):
+            print(f"affectflow: restored {output} from the cache (nothing it depends on changed)",
+                  file=sys.stderr)
 
 
 def all_targets(wildcards):

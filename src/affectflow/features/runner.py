@@ -162,6 +162,42 @@ def _count_outcomes(table: pa.Table, stats: ShardStats) -> None:
     stats.not_applicable = len(reasons) - len(stats.rejected)
 
 
+def _row_signatures(rows: list[Mapping[str, Any]], spec: ExtractorSpec, params_hash: str,
+                    upstream: Mapping[str, str]) -> dict[str, str]:
+    """utt_id → the signature its stored row must carry to be reusable."""
+    return {row["utt_id"]: _signature(params_hash, row_fingerprint(row, spec),
+                                      upstream.get(row["utt_id"], "")) for row in rows}
+
+
+def _covers_exactly(cache: Path | None, reused: pa.Table | None, signatures: Mapping[str, str]) -> bool:
+    """Whether the reusable cached rows are the whole shard and the cache holds no others."""
+    return (cache is not None and reused is not None and reused.num_rows == len(signatures)
+            and len(set(reused["utt_id"].to_pylist())) == len(signatures)
+            and reused.num_rows == pq.read_metadata(cache).num_rows)
+
+
+def restore_unchanged(rows: list[Mapping[str, Any]], extractor: str, params: Mapping[str, Any],
+                      output: str | os.PathLike[str], cache: str | os.PathLike[str],
+                      audio_store: str | os.PathLike[str] | None = None) -> bool:
+    """Put a deleted partition back from the cache, as it was (bytes and mtime), when nothing
+    it depends on changed; False when it must be recomputed. The workflow calls this while it
+    plans, so a deleted but unchanged partition makes no job run, and none of its consumers."""
+    spec = get_extractor(extractor)
+    if spec.needs_audio and not (audio_store and os.path.exists(audio_store)):
+        return False
+    upstream: dict[str, str] = {}
+    if spec.needs_audio:
+        table = pq.read_table(audio_store, columns=["utt_id", "input_sig"])
+        upstream = dict(zip(table["utt_id"].to_pylist(), table["input_sig"].to_pylist()))
+    params_hash = Provenance(extractor, spec.version, dict(params)).params_hash
+    signatures = _row_signatures(rows, spec, params_hash, upstream)
+    cache_path = Path(cache)
+    if not _covers_exactly(cache_path, _reusable_rows(cache_path, params_hash, signatures), signatures):
+        return False
+    _copy_keeping_mtime(cache_path, Path(output))
+    return True
+
+
 def _copy_keeping_mtime(source: Path, target: Path) -> None:
     """Atomically make `target` a copy of `source` with its mtime: its own inode, so when
     Snakemake touches this output (it does when an input is newer) neither the cache nor another
@@ -192,16 +228,12 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
     stats = ShardStats(extractor, corpus, shard, rows=len(rows))
     utt_ids = rows["utt_id"].tolist()
     audio = _load_audio_store(audio_store, utt_ids) if spec.needs_audio and audio_store else {}
-    signatures = {
-        u: _signature(provenance.params_hash, row_fingerprint(row, spec),
-                      audio[u][2] if u in audio else "")
-        for u, row in zip(utt_ids, rows.to_dict("records"))
-    }
+    signatures = _row_signatures(rows.to_dict("records"), spec, provenance.params_hash,
+                                 {u: entry[2] for u, entry in audio.items()})
     cache_path = Path(cache) if cache else None
     reused = _reusable_rows(cache_path, provenance.params_hash, signatures)
     reused_ids = set(reused["utt_id"].to_pylist()) if reused is not None else set()
-    if (cache_path is not None and reused is not None and len(reused_ids) == len(utt_ids)
-            and reused.num_rows == pq.read_metadata(cache_path).num_rows):
+    if _covers_exactly(cache_path, reused, signatures):
         # Nothing changed: the output is the cached file again (same bytes, same mtime), so
         # rebuilding a deleted partition does not make its consumers out of date.
         _copy_keeping_mtime(cache_path, Path(output))
