@@ -9,7 +9,7 @@ import pytest
 
 from affectflow.features.acoustic import (compare_names, egemaps_names, extract_compare, extract_egemaps,
                                          extract_logmel)
-from affectflow.features.base import ExtractionError, Utterance
+from affectflow.features.base import ExtractionError, NotApplicable, Utterance
 from affectflow.features.text import extract_text
 from affectflow.media.audio import load_audio
 
@@ -73,7 +73,7 @@ def test_text_embeddings_carry_meaning() -> None:
 
     happy, glad, table = embed("I am so happy today"), embed("I feel really glad now"), embed("the table is wooden")
     assert happy @ glad > happy @ table + 0.2
-    with pytest.raises(ExtractionError, match="empty transcript"):
+    with pytest.raises(NotApplicable, match="not applicable: no transcript"):
         extract_text(Utterance("t", None, None, None, None, "   "), {})
 
 
