@@ -11,6 +11,8 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from affectflow.config import MAX_ERRORS, ConfigError, validate_config
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -41,6 +43,7 @@ def test_shipped_config_is_valid_and_every_key_is_documented() -> None:
     (lambda c: c["training"].update(models=["ef_lf_gru"]), "ef_lf_gru"),
     (lambda c: c["corpora"]["demo"]["labels"]["emotion"].update(type="ordinal"), "ordinal"),
     (lambda c: c["media"].update(min_active_ratio=2), "min_active_ratio"),
+    (lambda c: c["training"].update(models=["svn"]), "unknown model 'svn'; known: ef_lf_avg"),
 ])
 def test_wrong_keys_and_values_fail_at_start_naming_them(tmp_path: Path, mutate, expected: str) -> None:
     config = _config()
@@ -51,4 +54,97 @@ def test_wrong_keys_and_values_fail_at_start_naming_them(tmp_path: Path, mutate,
                              "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")],
                             capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.returncode != 0
-    assert expected in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert expected in output
+    # The key, its place and what is allowed: no schema or instance dump.
+    assert len(output.strip().splitlines()) < 15, output
+    assert "Failed validating" not in output and "On instance" not in output and "On schema" not in output
+
+
+def _error(mutate) -> str:
+    config = _config()
+    mutate(config)
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, SCHEMA)
+    return str(caught.value)
+
+
+def test_unknown_key_names_its_place_and_the_allowed_keys() -> None:
+    assert _error(lambda c: c["extractors"]["logmel"].update(n_mel=64)) == (
+        "config error at extractors.logmel: unknown key 'n_mel'; allowed: hop_s, n_mels, win_s")
+    assert _error(lambda c: c.update(reslts_dir="x")) == (
+        "config error at (top level): unknown key 'reslts_dir'; allowed: cache_dir, corpora, "
+        "extractors, media, resources, results_dir, training")
+
+
+KNOWN_MODELS = "ef_lf_avg, ef_lf_lstm, ef_avg, lf_avg, ef_lstm, lf_lstm, linear, svm"
+
+
+@pytest.mark.parametrize("entry, place", [
+    ("svn", "training.models[1]"),
+    ({"id": "x", "model": "svn"}, "training.models[1].model"),
+])
+def test_unknown_model_lists_the_known_models(entry, place: str) -> None:
+    message = _error(lambda c: c["training"].update(models=["linear", entry]))
+    assert message == f"config error at {place}: unknown model 'svn'; known: {KNOWN_MODELS}"
+    assert "any of the given schemas" not in message
+
+
+def test_wrong_enum_value_lists_the_allowed_values() -> None:
+    assert _error(lambda c: c["corpora"]["demo"]["labels"]["emotion"].update(type="ordinal")) == (
+        "config error at corpora.demo.labels.emotion.type: unknown value 'ordinal'; "
+        "allowed: categorical, binary, regression")
+    assert _error(lambda c: c["training"]["modalities"].update(audio={"extractor": "egemaps", "view": "pool"})) == (
+        "config error at training.modalities.audio.view: unknown value 'pool'; allowed: sequence, pooled")
+
+
+def test_out_of_range_numbers_give_jsonschemas_short_message() -> None:
+    assert _error(lambda c: c["media"].update(min_speech_s=-1)) == (
+        "config error at media.min_speech_s: -1 is less than the minimum of 0")
+    # Inside a oneOf (a number or a list of numbers), the branch of the value's type is reported.
+    svm = {"id": "s", "model": "svm", "hparams": {"svm_c": [1, -1]}}
+    assert _error(lambda c: c["training"].update(models=[svm])) == (
+        "config error at training.models[0].hparams.svm_c[1]: -1 is less than or equal to the minimum of 0")
+
+
+def test_corpus_source_and_missing_keys() -> None:
+    assert _error(lambda c: c["corpora"]["demo"].pop("generator")) == (
+        "config error at corpora.demo: needs one of the keys manifest, generator, adapter")
+    assert _error(lambda c: c["corpora"]["demo"].update(manifest="m.csv")) == (
+        "config error at corpora.demo: give only one of the keys manifest, generator, adapter")
+    assert _error(lambda c: c.pop("training")) == "config error at (top level): missing key 'training'"
+    assert _error(lambda c: c["training"].update(models=[{"model": "svm"}])) == (
+        "config error at training.models[0]: missing key 'id'")
+
+
+def test_every_error_is_listed_one_short_line_each_up_to_a_limit() -> None:
+    def many(config: dict) -> None:
+        demo = config["corpora"].pop("demo")
+        for i in range(MAX_ERRORS + 5):
+            config["corpora"][f"c{i:02d}"] = {**demo, "shards": 0}
+        config["media"]["min_speech_s"] = -1
+
+    lines = _error(many).splitlines()
+    assert len(lines) == MAX_ERRORS + 1
+    assert lines[0] == "config error at corpora.c00.shards: 0 is less than the minimum of 1"
+    assert lines[-1] == "... and 6 more config errors"
+    assert all(len(line) < 200 for line in lines)
+
+
+def test_valid_config_passes_and_gets_the_defaults() -> None:
+    def trimmed() -> dict:
+        config = _config()
+        del config["results_dir"], config["extractors"]["logmel"]["n_mels"], config["corpora"]["demo"]["shards"]
+        return config
+
+    config = trimmed()
+    validate_config(config, SCHEMA)
+    assert config["results_dir"] == "results"
+    assert config["extractors"]["logmel"]["n_mels"] == 128
+    assert config["corpora"]["demo"]["shards"] == 8
+    assert config["corpora"]["demo"]["encoding"] == "utf-8"
+    assert config["training"]["normalise"] == "none"
+    expected = trimmed()
+    validate(expected, str(SCHEMA))  # exactly what Snakemake's own validate fills in
+    assert config == expected
+    assert issubclass(ConfigError, ValueError)
