@@ -5,12 +5,18 @@ import os
 import shlex
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+from affectflow.config import ConfigError, validate_config
 
 min_version("9.0")
 
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+try:  # one short line per error (place, value, what is allowed), never the schema itself
+    validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 
 # The stage command: the checkout's own package first, so --sdm conda envs need only the stack.
 AFFECTFLOW = f"PYTHONPATH={shlex.quote(os.path.join(workflow.basedir, 'src'))} python -m affectflow"
