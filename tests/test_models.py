@@ -677,16 +677,15 @@ def test_evaluate_runs_averages_folds_within_a_seed(tmp_path) -> None:
 
 
 def test_svm_through_the_training_stage_files(toy_corpus, tmp_path) -> None:
-    """svm results and weights: the pickled estimators reload and reproduce the test predictions,
-    the curves figure shows C selection, seeds agree (std 0)."""
+    """svm results and weights: the estimators (a skops file) reload and reproduce the test
+    predictions, the curves figure shows C selection, seeds agree (std 0)."""
     import json
-    import pickle
 
     from affectflow.report.figures import evaluate_runs
     from affectflow.train.classic import pooled_matrix
     from affectflow.train.dataset import assemble_dataset, load_dataset, modality_sources
     from affectflow.train.loop import apply_standardiser
-    from affectflow.train.run import train_to_files
+    from affectflow.train.run import load_model_file, train_to_files
 
     root, _ = toy_corpus
     stores, views = modality_sources(root, {"audio": {"extractor": "egemaps", "view": "pooled"}, "text": "text"})
@@ -698,8 +697,8 @@ def test_svm_through_the_training_stage_files(toy_corpus, tmp_path) -> None:
         train_to_files(root / "ds.npz", "svm", seed, tasks, {"svm_c": [0.5, 2.0]}, "cpu", result,
                        weights, model_id="svm_rbf")
         paths.append(result)
-    saved = torch.load(weights)  # the default weights_only=True
-    estimators = pickle.loads(bytes(saved["sklearn"].numpy()))
+    saved = load_model_file(weights)  # torch.load(weights_only=True) + skops, SVC/SVR only
+    estimators = saved["estimators"]
     assert set(estimators) == set(tasks) and saved["state_dict"] == {}
     norm = {m: (mean.numpy(), std.numpy()) for m, (mean, std) in saved["norm_stats"].items()}
     test = pooled_matrix(apply_standardiser(load_dataset(root / "ds.npz").splits["test"].features, norm))

@@ -6,13 +6,19 @@ features, `SVC(kernel="rbf", gamma="scale")`). The `svm` model reads the same st
 time-averaged modalities as `linear`, fits one scikit-learn estimator per task (SVC for
 categorical and binary tasks, SVR for regression), picks C on the validation split by the task's
 headline metric and predicts test with the estimator fitted on the training split.
+
+The fitted estimators are saved with `skops.io` (not pickle, which runs whatever code a file names):
+`estimators_blob` writes them, `load_estimators` reads them back, refusing every file that holds
+anything but the types an svm run writes (`SVM_SKOPS_NODES`), before skops builds any object.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import math
-import pickle
 import time
+import zipfile
 from typing import Any, Mapping
 
 import numpy as np
@@ -102,7 +108,73 @@ def train_svm_seed(data: TrainingData, tasks: Mapping[str, Any], hparams: Mappin
     return result
 
 
+# The types `skops.io.loads` is told to trust for an svm run's estimators. skops 0.16
+# (`skops.io.get_untrusted_types(data=...)` on the blobs of SVC/SVR fits with every kernel,
+# class_weight and label dtype we use) reports none of their types as untrusted: the numpy and
+# builtin ones below are trusted by default, and so are SVC and SVR, named here explicitly.
+SKOPS_TRUSTED_TYPES: list[str] = ["sklearn.svm._classes.SVC", "sklearn.svm._classes.SVR"]
+# Every node a skops file of an svm run holds: (module, class, skops loader). skops trusts all of
+# scikit-learn's estimators by default; `load_estimators` accepts only these.
+SVM_SKOPS_NODES: frozenset[tuple[str, str, str]] = frozenset({
+    ("builtins", "dict", "DictNode"), ("builtins", "list", "ListNode"),
+    ("builtins", "tuple", "TupleNode"), ("builtins", "str", "JsonNode"),
+    ("builtins", "str", "TypeNode"), ("numpy", "ndarray", "NdArrayNode"),
+    ("numpy", "float64", "NdArrayNode"), ("sklearn.svm._classes", "SVC", "ObjectNode"),
+    ("sklearn.svm._classes", "SVR", "ObjectNode")})
+
+
+class UnsafeModelError(ValueError):
+    """A saved model holds something the safe loaders do not build."""
+
+
 def estimators_blob(result: SeedResult) -> bytes:
-    """The fitted scikit-learn estimators of an svm run, pickled (our own output: loading it
-    back with `pickle.loads` is as safe as the results folder it came from)."""
-    return pickle.dumps(result.estimators)
+    """The fitted scikit-learn estimators of an svm run (task → SVC/SVR), as a skops file."""
+    import skops.io
+
+    return skops.io.dumps(dict(result.estimators))
+
+
+def _skops_nodes(blob: bytes) -> set[tuple[str, str, str]]:
+    """(module, class, loader) of every node in a skops file's schema (read as JSON only)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise UnsafeModelError(
+            "the svm estimators are not a skops file (a model.pt written before they were saved "
+            f"with skops holds a pickle, which is never loaded: retrain it): {error}") from None
+    nodes: set[tuple[str, str, str]] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__loader__" in node or "__class__" in node or "__module__" in node:
+                nodes.add((str(node.get("__module__")), str(node.get("__class__")),
+                           str(node.get("__loader__"))))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return nodes
+
+
+def load_estimators(blob: bytes) -> dict[str, Any]:
+    """The estimators `estimators_blob` wrote (task → SVC/SVR). UnsafeModelError, naming the
+    types, for a file holding any other type (checked on the schema before skops loads anything,
+    then by `skops.io.loads` with `SKOPS_TRUSTED_TYPES` only) or one that is not a skops file."""
+    import skops.io
+
+    refused = sorted(f"{m}.{c} ({loader})" for m, c, loader in _skops_nodes(blob) - SVM_SKOPS_NODES)
+    if refused:
+        raise UnsafeModelError("the svm estimators hold types an svm run never writes, refused: "
+                               + ", ".join(refused))
+    untrusted = sorted(set(skops.io.get_untrusted_types(data=blob)) - set(SKOPS_TRUSTED_TYPES))
+    if untrusted:
+        raise UnsafeModelError("the svm estimators hold untrusted types, refused: "
+                               + ", ".join(untrusted))
+    estimators = skops.io.loads(blob, trusted=SKOPS_TRUSTED_TYPES)
+    from sklearn.svm import SVC, SVR
+
+    if not (isinstance(estimators, dict) and all(isinstance(k, str) and isinstance(v, (SVC, SVR))
+                                                 for k, v in estimators.items())):
+        raise UnsafeModelError("the svm estimators are not a {task: SVC or SVR} mapping")
+    return estimators

@@ -6,12 +6,14 @@ import json
 import logging
 import math
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from affectflow.train.classic import CLASSIC_MODELS, estimators_blob, train_svm_seed
+from affectflow.train.classic import (CLASSIC_MODELS, UnsafeModelError, estimators_blob,
+                                      load_estimators, train_svm_seed)
 from affectflow.train.dataset import load_dataset
 from affectflow.train.loop import TrainingData, train_one_seed
 
@@ -81,9 +83,9 @@ def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks
     Path(result_path).parent.mkdir(parents=True, exist_ok=True)
     with open(result_path, "w") as handle:
         json.dump(json_safe(record), handle)
-    # Only tensors and plain containers of str/int/float/None, so `torch.load` works with the
-    # default weights_only=True; an svm's scikit-learn estimators travel as pickled bytes in a
-    # uint8 tensor (`pickle.loads(bytes(sklearn.numpy()))`).
+    # Only tensors and plain containers of str/int/float/None, so `torch.load` works with
+    # weights_only=True; an svm's scikit-learn estimators travel as a skops file (no pickle) in a
+    # uint8 tensor, read back by `load_model_file` (`load_estimators`: SVC/SVR types only).
     sklearn_blob = (torch.frombuffer(bytearray(estimators_blob(result)), dtype=torch.uint8)
                     if result.estimators else torch.zeros(0, dtype=torch.uint8))
     torch.save({"state_dict": result.model.state_dict() if result.model else {},
@@ -96,3 +98,25 @@ def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks
                 "task_kinds": dict(result.task_kinds), "views": dict(data.views)}, weights_path)
     log.info("test metrics: %s", json.dumps(result.test_metrics))
     return record
+
+
+def load_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A `model.pt` written by `train_to_files`, loaded without running code from the file:
+    `torch.load(weights_only=True)` (tensors and plain containers only) and, for an svm, its
+    estimators rebuilt by `load_estimators` (a skops file of SVC/SVR only) under ``estimators``
+    (task → estimator; empty for torch models). UnsafeModelError, naming the file, otherwise."""
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise UnsafeModelError(f"{path}: refused by torch.load(weights_only=True): {error}") from None
+    if not isinstance(saved, dict):
+        raise UnsafeModelError(f"{path}: not a model file (no dict of weights and metadata)")
+    blob = saved.get("sklearn")
+    if isinstance(blob, torch.Tensor) and blob.numel():
+        try:
+            saved["estimators"] = load_estimators(bytes(blob.numpy()))
+        except UnsafeModelError as error:
+            raise UnsafeModelError(f"{path}: {error}") from None
+    else:
+        saved["estimators"] = {}
+    return saved
