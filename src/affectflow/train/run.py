@@ -7,11 +7,11 @@ import logging
 import math
 import os
 import pickle
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from affectflow.atomic import atomic_path, write_text
 from affectflow.train.classic import (CLASSIC_MODELS, UnsafeModelError, estimators_blob,
                                       load_estimators, train_svm_seed)
 from affectflow.train.dataset import load_dataset
@@ -80,22 +80,24 @@ def train_to_files(dataset: str | os.PathLike[str], model: str, seed: int, tasks
     record.update({"device": device, "emotion_classes": data.emotion_classes,
                    "hparams": dict(hparams), "tasks": dict(tasks), "task_specs": specs,
                    "views": dict(data.views), "dataset": os.fspath(dataset)})
-    Path(result_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(result_path, "w") as handle:
-        json.dump(json_safe(record), handle)
     # Only tensors and plain containers of str/int/float/None, so `torch.load` works with
     # weights_only=True; an svm's scikit-learn estimators travel as a skops file (no pickle) in a
     # uint8 tensor, read back by `load_model_file` (`load_estimators`: SVC/SVR types only).
     sklearn_blob = (torch.frombuffer(bytearray(estimators_blob(result)), dtype=torch.uint8)
                     if result.estimators else torch.zeros(0, dtype=torch.uint8))
-    torch.save({"state_dict": result.model.state_dict() if result.model else {},
-                "sklearn": sklearn_blob,
-                "norm_stats": {m: (torch.as_tensor(mean), torch.as_tensor(std))
-                               for m, (mean, std) in (result.norm_stats or {}).items()},
-                "model": model, "seed": seed,
-                "emotion_classes": list(data.emotion_classes), "hparams": dict(hparams),
-                "tasks": dict(tasks), "task_specs": specs, "classes": dict(result.classes),
-                "task_kinds": dict(result.task_kinds), "views": dict(data.views)}, weights_path)
+    saved = {"state_dict": result.model.state_dict() if result.model else {},
+             "sklearn": sklearn_blob,
+             "norm_stats": {m: (torch.as_tensor(mean), torch.as_tensor(std))
+                            for m, (mean, std) in (result.norm_stats or {}).items()},
+             "model": model, "seed": seed,
+             "emotion_classes": list(data.emotion_classes), "hparams": dict(hparams),
+             "tasks": dict(tasks), "task_specs": specs, "classes": dict(result.classes),
+             "task_kinds": dict(result.task_kinds), "views": dict(data.views)}
+    # The weights first, then the result: a job killed in between leaves no result.json, so
+    # neither file can be taken for a finished run; each is written atomically.
+    with atomic_path(weights_path) as tmp:
+        torch.save(saved, tmp)
+    write_text(result_path, json.dumps(json_safe(record)))
     log.info("test metrics: %s", json.dumps(result.test_metrics))
     return record
 
