@@ -126,13 +126,13 @@ def build_corpus(folder: Path, shared: Path) -> Corpus:
     c.add("bad_encoding", ("ingest", "transcript", "not valid utf-8 text (byte 0xe9"), audio_path=c.wav(19),
           transcript="caf@@LATIN1@@ au lait")
     c.file("words_bad.json").write_text("[{\"word\": \"x\", ")
-    c.add("bad_words_json", ("ingest", "words_path", "words_bad.json"), audio_path=c.wav(20),
+    c.add("bad_words_json", ("ingest", "words_path", "not valid JSON"), audio_path=c.wav(20),
           words_path=str(c.file("words_bad.json")))
     c.file("words_fields.json").write_text(json.dumps([{"word": "x"}]))
-    c.add("bad_words_fields", ("ingest", "words_path", "need word, start_s, end_s"), audio_path=c.wav(21),
+    c.add("bad_words_fields", ("ingest", "words_path", "a word without word, start_s and end_s"), audio_path=c.wav(21),
           words_path=str(c.file("words_fields.json")))
     c.file("words_order.json").write_text(json.dumps([{"word": "x", "start_s": 1.0, "end_s": 0.5}]))
-    c.add("bad_words_order", ("ingest", "words_path", "ends before it starts"), audio_path=c.wav(22),
+    c.add("bad_words_order", ("ingest", "words_path", "a word that ends before it starts"), audio_path=c.wav(22),
           words_path=str(c.file("words_order.json")))
     c.add("bad_nothing", ("ingest", "audio_path", "nothing to extract"), transcript="")
     c.add("bad_turn", ("ingest", "turn", "not an integer"), audio_path=c.wav(23), turn="second")

@@ -163,19 +163,23 @@ def shard_of(utt_id: str, n_shards: int) -> int:
 
 
 def _read_words(path: Path) -> list[dict[str, Any]]:
-    with open(path) as handle:
-        words = json.load(handle)
+    """A word-timing file: a JSON list of {word, start_s, end_s}; ValueError says what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            words = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
     if not isinstance(words, list):
-        raise ValueError("expected a JSON list of {word, start_s, end_s}")
+        raise ValueError("not a JSON list of {word, start_s, end_s}")
     out = []
     for i, item in enumerate(words):
         try:
             start, end = float(item["start_s"]), float(item["end_s"])
             out.append({"word": str(item["word"]), "start_s": start, "end_s": end})
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"word {i}: {error!s} (need word, start_s, end_s)") from error
+            raise ValueError(f"a word without word, start_s and end_s (word {i}: {error!s})") from None
         if end < start:
-            raise ValueError(f"word {i} ({item['word']!r}) ends before it starts")
+            raise ValueError(f"a word that ends before it starts (word {i}, {item['word']!r})")
     return out
 
 
@@ -368,5 +372,5 @@ def _parse_row(row: Mapping[str, Any], utt_id: str, root: Path, options: IngestO
             try:
                 out["words"] = _read_words(words_path)
             except (OSError, ValueError) as error:
-                problems.append(("words_path", f"{words_path}: {error}"))
+                problems.append(("words_path", f"{error} in {words_path}"))
     return out, problems

@@ -47,8 +47,10 @@ def reason_kind(stage: str, field: str | None, reason: str) -> str:
     or value it names ('ingest audio_path: file not found', 'audio: no speech')."""
     text = re.sub(r"^.*?, row \d+: [^:]+: ", "", str(reason))
     text = re.split(r"[:;(]", text, maxsplit=1)[0]
-    text = re.sub(r"'[^']*'|\"[^\"]*\"|\S*[/\\]\S*|\S+\.[A-Za-z0-9]{2,4}\b|-?\d+(\.\d+)?", "", text)
-    text = " ".join(text.split())[:60] or "other"
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    text = re.sub(r"\S*[/\\]\S*|\S+\.[A-Za-z][A-Za-z0-9]{1,3}\b", "<file>", text)
+    text = re.sub(r"(?<![\w.-])-?\d+(\.\d+)?(?![\w.])", "#", text)
+    text = " ".join(text.split())[:70] or "other"
     return f"{stage} {field}: {text}" if field else f"{stage}: {text}"
 
 
