@@ -42,7 +42,7 @@ def test_shipped_config_is_valid_and_every_key_is_documented() -> None:
     (lambda c: c["extractors"]["logmel"].update(n_mel=64), "n_mel"),
     (lambda c: c["training"].update(models=["ef_lf_gru"]), "ef_lf_gru"),
     (lambda c: c["corpora"]["demo"]["labels"]["emotion"].update(type="ordinal"), "ordinal"),
-    (lambda c: c["media"].update(min_active_ratio=2), "min_active_ratio"),
+    (lambda c: c["media"].update(keep_partial="yes"), "keep_partial"),
     (lambda c: c["training"].update(models=["svn"]), "unknown model 'svn'; known: ef_lf_avg"),
 ])
 def test_wrong_keys_and_values_fail_at_start_naming_them(tmp_path: Path, mutate, expected: str) -> None:
