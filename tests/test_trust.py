@@ -92,6 +92,11 @@ def test_shell_syntax_in_every_free_form_path_runs_nothing(tmp_path: Path, share
     _text_corpus(corpus, shared_data)
     results = "out $(touch PWNED_R) `touch PWNED_B`;touch PWNED_S"
     config = _small_config(results, "cache $(touch PWNED_C)", f"{corpus.name}/manifest.csv", str(corpus))
+    hostile = "anger $(touch PWNED_L)'"  # a class name travels inside the quoted labels JSON
+    config["corpora"]["c"]["labels"]["emotion"]["classes"][0] = hostile
+    manifest = pd.read_csv(corpus / "manifest.csv")
+    manifest["emotion"] = manifest["emotion"].replace("anger", hostile)
+    manifest.to_csv(corpus / "manifest.csv", index=False)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     output = snakemake(tmp_path, "--cores", "2")
     assert not list(tmp_path.rglob("PWNED*")) and not (REPO / "PWNED_R").exists()

@@ -146,14 +146,14 @@ def corpus_store_files(corpus):
 
 def store_files(corpus, extractor):
     """All shard partitions of one (corpus, extractor) store. A deleted partition whose inputs
-    did not change is put back from the cache here, while the DAG is planned (not in a dry run):
+    did not change is put back from the cache here, while the DAG is planned (in the main process, not in a dry run):
     Snakemake plans every consumer of a job that runs, so rebuilding it as a job would re-run
     training and all after it for a byte-identical file."""
     files = [f"{RESULTS}/{corpus}/features/{extractor}/shard={shard}.parquet"
              for shard in corpus_shards(corpus)]
     missing = [(shard, path) for shard, path in zip(corpus_shards(corpus), files)
                if not os.path.exists(path)]
-    if missing and not workflow.dryrun:
+    if missing and workflow.is_main_process and not workflow.dryrun:
         _restore_from_cache(corpus, extractor, missing)
     return files
 
