@@ -3,7 +3,6 @@ layout and IEMOCAP, and malformed inputs that must fail naming the file and the 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle

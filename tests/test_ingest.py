@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from affectflow.ingest.manifest import IngestOptions, ManifestError, read_table, shard_of
@@ -201,3 +203,34 @@ def test_honest_reasons_instead_of_raw_exceptions(media: Path, tmp_path: Path) -
     assert "empty file (0 bytes)" in reasons["empty"]
     assert "not a finite number: '1e400'" in reasons["big"]
     assert not reasons.str.contains("Error").any()
+
+
+def test_lone_surrogates_stray_quotes_and_integer_nulls(media: Path, tmp_path: Path) -> None:
+    """A JSON escape of half an emoji costs its row; a quote in a TSV is text; a Parquet
+    integer label column with nulls keeps its integers."""
+    rows = [json.dumps(good_row("a")), json.dumps(good_row("b", transcript="cut \ud83d here"))]
+    (media / "m.jsonl").write_text("\n".join(rows) + "\n")
+    accepted, _ = ingest_corpus(media / "m.jsonl", tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    assert accepted == 1
+    assert "lone surrogate U+D83D" in pd.read_parquet(tmp_path / "r.parquet")["reason"][0]
+    tsv = _write_manifest(media, [good_row("a"), good_row("b"), good_row("c")], "m.tsv")
+    tsv.write_text(tsv.read_text().replace("ask not", '"unterminated', 1).replace("ask not", '"Hi," she said', 1))
+    accepted, _ = ingest_corpus(tsv, tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    transcripts = pd.read_parquet(tmp_path / "m.parquet")["transcript"].tolist()
+    assert accepted == 3 and transcripts[:2] == ['"unterminated', '"Hi," she said']
+    frame = pd.DataFrame([good_row("a"), good_row("b")]).assign(turn=pd.array([1, None], "Int64"))
+    frame["flag"] = pd.array([1, None], "Int64")
+    # as pyarrow, polars or DuckDB write it: no pandas metadata, so pandas alone reads floats
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None),
+                   media / "m.parquet")
+    options = IngestOptions("demo", 2, label_specs({"flag": {"type": "binary"}}))
+    accepted, _ = ingest_corpus(media / "m.parquet", tmp_path / "m.parquet", tmp_path / "r.parquet", options)
+    assert accepted == 2 and pd.read_parquet(tmp_path / "m.parquet")["flag"].tolist()[0] == 1.0
+
+
+def test_media_paths_keep_their_links(media: Path, tmp_path: Path) -> None:
+    """A symlinked clip is recorded by its own path (not its target), so repointing the link
+    is a change of that file."""
+    source = _write_manifest(media, [good_row("a")])
+    ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    assert pd.read_parquet(tmp_path / "m.parquet")["audio_path"][0] == str(media / "wav" / "jfk.flac")

@@ -14,7 +14,7 @@ import pytest
 
 from affectflow.features.base import FeatureResult
 from affectflow.features.reader import read_pooled, read_rejections, read_sequences, store_provenance
-from affectflow.features.runner import run_extractor_shard
+from affectflow.features.runner import restore_unchanged, run_extractor_shard
 from affectflow.features.store import Provenance, StoreRow, write_partition
 from affectflow.ingest.manifest import IngestOptions
 from affectflow.ingest.run import ingest_corpus, label_specs
@@ -120,3 +120,31 @@ def test_runner_survives_a_corrupt_cache(tmp_path: Path, small_corpus: tuple[Pat
     cache.write_bytes(b"not parquet")
     stats = _run(tmp_path, manifest, "audio", {})
     assert stats.processed == 5 and pq.read_table(cache).num_rows == 5
+
+
+def test_restore_puts_back_only_an_unchanged_partition(tmp_path: Path, small_corpus: tuple[Path, Path],
+                                                       shared_media: Path) -> None:
+    """The workflow's planning-time restore: a deleted partition comes back from the cache only
+    when its parameters, its rows and the media it reads are all unchanged."""
+    _, manifest = small_corpus
+    _run(tmp_path, manifest, "audio", {})
+    _run(tmp_path, manifest, "egemaps", {"step_s": 0.02})
+    rows = pd.read_parquet(manifest).to_dict("records")
+    out, cache = tmp_path / "f" / "egemaps" / "shard=0.parquet", tmp_path / "cache" / "egemaps" / "shard=0.parquet"
+    audio = tmp_path / "f" / "audio" / "shard=0.parquet"
+    out.unlink()
+    assert not restore_unchanged(rows, "egemaps", {"step_s": 0.04}, out, cache, audio)  # params
+    assert not restore_unchanged(rows[:-1], "egemaps", {"step_s": 0.02}, out, cache, audio)  # rows
+    assert not restore_unchanged(rows, "egemaps", {"step_s": 0.02}, out, cache, None)  # no audio store
+    assert not out.exists()
+    assert restore_unchanged(rows, "egemaps", {"step_s": 0.02}, out, cache, audio)
+    assert out.stat().st_mtime_ns == cache.stat().st_mtime_ns
+    # A media file the audio stage reads is touched: its partition is not restored.
+    audio_cache = tmp_path / "cache" / "audio" / "shard=0.parquet"
+    audio.unlink()
+    assert restore_unchanged(rows, "audio", {}, audio, audio_cache)
+    audio.unlink()
+    video = tmp_path / "pexels.mp4"
+    video.write_bytes((shared_media / "WolfgangLanger_Pexels.mp4").read_bytes())
+    moved = [dict(r, video_path=str(video)) if r["utt_id"] == "pexels" else r for r in rows]
+    assert not restore_unchanged(moved, "audio", {}, audio, audio_cache)

@@ -80,10 +80,12 @@ def cmd_rejected(args: argparse.Namespace) -> None:
 
 
 def cmd_assemble(args: argparse.Namespace) -> None:
-    from affectflow.train.dataset import assemble_dataset, modality_sources
+    from affectflow.train.dataset import assemble_dataset, modality_views
 
-    # modality → extractor name (sequence view) or {extractor, view: sequence|pooled}
-    stores, views = modality_sources(args.corpus_dir, _json(args.modalities))
+    # modality → extractor name (sequence view) or {extractor, view: sequence|pooled}; the
+    # stores are the partition files the workflow planned ({modality: [files]})
+    _, views = modality_views(_json(args.modalities))
+    stores = _json(args.stores)
     counts = assemble_dataset(args.manifest, stores, _json(args.labels), _json(args.tasks), args.output,
                               args.max_steps, views=views, split_column=args.split_column,
                               normalise=args.normalise)
@@ -135,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rejected": (cmd_rejected, [("--ingest", {"required": True}), ("--stores", {"nargs": "*", "default": []}),
                                     ("--corpus", {"required": True}), ("--manifest", {"required": True}),
                                     ("--output", {"required": True}), ("--summary", {"required": True})]),
-        "assemble": (cmd_assemble, [("--manifest", {"required": True}), ("--corpus-dir", {"required": True}),
+        "assemble": (cmd_assemble, [("--manifest", {"required": True}), ("--stores", {"required": True}),
                                     ("--modalities", {"required": True}), ("--labels", {"required": True}),
                                     ("--tasks", {"required": True}), ("--max-steps", {"type": int, "default": 200}),
                                     ("--split-column", {"default": "split"}),

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 from affectflow.config import ConfigError, validate_config
+from affectflow.features.registry import EXTRACTORS as EXTRACTOR_SPECS, get_extractor
 
 min_version("9.0")
 
@@ -24,7 +25,8 @@ RESULTS = config["results_dir"]
 CACHE = config["cache_dir"]
 CORPORA = list(config["corpora"])
 EXTRACTORS = list(config.get("extractors", {}))
-AUDIO_EXTRACTORS = {"egemaps", "compare", "logmel"}
+# Extractors that read media prep's audio store (declared by each extractor in the registry).
+AUDIO_EXTRACTORS = {name for name, spec in EXTRACTOR_SPECS.items() if spec.needs_audio}
 # Model runs by id: an architecture, the modalities it reads (None: all) and its own
 # hyper-parameters over training.hparams.
 MODEL_SPECS = {
@@ -91,7 +93,6 @@ def shard_digest(corpus, extractor, shard):
     """A shard job's params digest: changes only when that shard's rows change as this extractor
     sees them, including the current size and mtime of the media files it reads, so a changed
     media file re-runs exactly the shard jobs (and then the utterances) that read it."""
-    from affectflow.features.registry import get_extractor
     from affectflow.features.runner import shard_digest as digest
 
     path = checkpoints.ingest.get(corpus=corpus).output.manifest
@@ -153,13 +154,18 @@ def store_files(corpus, extractor):
              for shard in corpus_shards(corpus)]
     missing = [(shard, path) for shard, path in zip(corpus_shards(corpus), files)
                if not os.path.exists(path)]
-    if missing and workflow.is_main_process and not workflow.dryrun:
+    if missing and _may_write():
         _restore_from_cache(corpus, extractor, missing)
     return files
 
 
+def _may_write():
+    """Whether this invocation builds (the main process of a real run): not a dry run, nor
+    --summary, --dag, --report, --unlock and the like, which run no executor."""
+    return workflow.is_main_process and workflow.executor_plugin is not None and not workflow.dryrun
+
+
 def _restore_from_cache(corpus, extractor, missing):
-    from affectflow.features.registry import get_extractor
     from affectflow.features.runner import restore_unchanged
 
     if get_extractor(extractor).needs_audio:

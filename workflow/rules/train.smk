@@ -15,7 +15,7 @@ rule assemble_dataset:
         tasks=as_json(config["training"]["tasks"]),
         max_steps=config["training"].get("max_steps", 200),
         normalise=config["training"].get("normalise", "none"),
-        corpus_dir=lambda w, input: os.path.dirname(input.manifest),
+        stores=lambda w, input: as_json({m: list(getattr(input, m)) for m in config["training"]["modalities"]}),
     conda:
         "../../envs/train.yaml"
     log:
@@ -25,7 +25,7 @@ rule assemble_dataset:
         mem_mb=res("train", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "{params.cli} assemble --manifest {input.manifest:q} --corpus-dir {params.corpus_dir:q}"
+        "{params.cli} assemble --manifest {input.manifest:q} --stores {params.stores:q}"
         " --modalities {params.modalities:q} --labels {params.labels:q} --tasks {params.tasks:q}"
         " --max-steps {params.max_steps:q} --normalise {params.normalise:q} --split-column {wildcards.fold:q} --output {output:q} > {log:q} 2>&1"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -124,6 +123,6 @@ def store_provenance(store: str | os.PathLike[str]) -> dict:
     return read_provenance(partition_files(store)[0])
 
 
-def accepted_ids(store: str | os.PathLike[str] | Path) -> set[str]:
+def accepted_ids(store: str | os.PathLike[str] | Sequence[str]) -> set[str]:
     """utt_ids that have features in this store."""
     return set(_read(store, ["utt_id", "ok"])["utt_id"].to_pylist())

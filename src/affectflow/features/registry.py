@@ -21,7 +21,9 @@ class ExtractorSpec:
     needs_audio: bool  # reads the media-prep audio store rather than the media files
     modality: str  # audio, text, video
     fields: tuple[str, ...] = ()  # manifest fields the output depends on (its cache key)
-    media: tuple[str, ...] = ()  # of those, the media paths whose file signature counts too
+    # The media files it reads, whose size and mtime count too: per entry, the first of those
+    # fields that a row fills is the file read (audio comes from audio_path, else the video).
+    media: tuple[tuple[str, ...], ...] = ()
 
     def function(self) -> ExtractFunction:
         module, name = self.target.split(":")
@@ -39,7 +41,7 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
         ExtractorSpec("audio", "affectflow.media.audio:prepare_audio",
                       "affectflow.media.audio:AUDIO_PREP_VERSION", False, "audio",
                       fields=("audio_path", "video_path", "start_s", "end_s"),
-                      media=("audio_path", "video_path")),
+                      media=(("audio_path", "video_path"),)),
         ExtractorSpec("egemaps", "affectflow.features.acoustic:extract_egemaps",
                       "affectflow.features.acoustic:EGEMAPS_VERSION", True, "audio"),
         ExtractorSpec("compare", "affectflow.features.acoustic:extract_compare",
@@ -51,7 +53,7 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
                       fields=("transcript", "context", "words")),
         ExtractorSpec("face", "affectflow.features.face:extract_face",
                       "affectflow.features.face:FACE_EXTRACTOR_VERSION", False, "video",
-                      fields=("video_path", "start_s", "end_s"), media=("video_path",)),
+                      fields=("video_path", "start_s", "end_s"), media=(("video_path",),)),
     )
 }
 

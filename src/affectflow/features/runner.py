@@ -86,8 +86,13 @@ def row_fingerprint(row: Mapping[str, Any], spec: ExtractorSpec) -> str:
         if name == "words":
             value = None if value is None or isinstance(value, float) else [dict(w) for w in value]
         payload[name] = value
-    payload["media"] = media_signature([row.get(name) for name in spec.media])
+    payload["media"] = media_signature([_first_filled(row, names) for names in spec.media])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _first_filled(row: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+    """The first of `names` that the row fills with a path (the file an extractor reads)."""
+    return next((row[n] for n in names if isinstance(row.get(n), str) and row[n]), None)
 
 
 def shard_digest(rows: list[Mapping[str, Any]], spec: ExtractorSpec) -> str:

@@ -27,7 +27,6 @@ import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np

@@ -20,6 +20,7 @@ columns carry the split, so `split` may be empty; with the `split` protocol it i
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
 import json
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 MEDIA_COLUMNS = ("audio_path", "video_path")
 SPLITS = {"train": "train", "valid": "valid", "dev": "valid", "val": "valid", "test": "test"}
@@ -133,27 +135,32 @@ def read_table(path: str | os.PathLike[str], encoding: str = "utf-8") -> pd.Data
         raise ManifestError(f"{path}: unknown text encoding {encoding!r}") from None
     suffix = path.suffix.lower()
     if suffix in {".csv", ".tsv", ".txt"}:
-        sep = "\t" if suffix == ".tsv" else ","
+        # TSV has no quoting: a quote character is text (csv.QUOTE_NONE), so one stray quote in
+        # a transcript cannot swallow the rows after it.
+        sep, quoting = ("\t", csv.QUOTE_NONE) if suffix == ".tsv" else (",", csv.QUOTE_MINIMAL)
         try:
             return pd.read_csv(path, sep=sep, dtype=object, keep_default_na=False, encoding=encoding,
-                               encoding_errors="surrogateescape")
+                               encoding_errors="surrogateescape", quoting=quoting)
         except pd.errors.EmptyDataError:
             raise ManifestError(f"{path}: the manifest is empty (no header line)") from None
         except pd.errors.ParserError as error:
             raise ManifestError(f"{path}: not a readable {suffix[1:].upper()} table: {error}") from None
     if suffix in {".jsonl", ".json", ".ndjson"}:
         return _json_lines(path, encoding)
-    if suffix == ".parquet":
-        return pd.read_parquet(path).astype(object)
+    if suffix == ".parquet":  # integer columns with nulls stay integers (not 1.0, 2.0)
+        return pq.read_table(path).to_pandas(integer_object_nulls=True).astype(object)
     raise ManifestError(f"{path}: unsupported manifest format {suffix!r} (csv, tsv, jsonl, parquet)")
 
 
 def undecodable(text: str) -> str | None:
-    """Where `text` holds a byte that did not decode (a lone surrogate from surrogateescape):
-    'byte 0xe9 at character 12', else None."""
+    """Where `text` cannot be stored as UTF-8: a byte that did not decode (surrogateescape's
+    U+DC80-DCFF: 'byte 0xe9 at character 12') or another lone surrogate (a JSON escape such as
+    \\ud83d, half an emoji); None when it is clean."""
     for index, char in enumerate(text):
         if "\udc80" <= char <= "\udcff":
             return f"byte 0x{ord(char) - 0xDC00:02x} at character {index + 1}"
+        if "\ud800" <= char <= "\udfff":
+            return f"lone surrogate U+{ord(char):04X} at character {index + 1}"
     return None
 
 
@@ -327,7 +334,7 @@ def _parse_row(row: Mapping[str, Any], utt_id: str, root: Path, options: IngestO
             if problem:
                 problems.append((key, problem))
             else:
-                out[key] = str(path.resolve())
+                out[key] = os.path.abspath(path)  # not resolved: a relinked file is a new file
                 has_media = True
     if not has_media and not out["transcript"] and not any(f == k for f, _ in problems
                                                               for k in MEDIA_COLUMNS):

@@ -246,19 +246,6 @@ def load_audio(path: str, sample_rate: int = 16000, start_s: float | None = None
     return segment
 
 
-def speech_segments(active: np.ndarray, frame_s: float, hangover_s: float = 0.2
-                    ) -> list[tuple[float, float]]:
-    """(start_s, end_s) of the runs of active frames, merged across gaps shorter than `hangover_s`."""
-    index = np.flatnonzero(active)
-    if len(index) == 0:
-        return []
-    max_gap = int(round(hangover_s / frame_s))
-    breaks = np.flatnonzero(np.diff(index) - 1 >= max_gap)
-    starts = np.concatenate([[index[0]], index[breaks + 1]])
-    ends = np.concatenate([index[breaks], [index[-1]]]) + 1
-    return [(float(a * frame_s), float(b * frame_s)) for a, b in zip(starts, ends)]
-
-
 def frame_levels(samples: np.ndarray, sample_rate: int, frame_s: float = 0.03,
                  highpass_hz: float = 80.0) -> np.ndarray:
     """Level (dBFS) of each `frame_s` frame, counting only energy at or above `highpass_hz`.
@@ -294,11 +281,12 @@ def speech_segments(active: np.ndarray, frame_s: float, hangover_s: float = 0.2
 
 
 def activity_stats(samples: np.ndarray, sample_rate: int, frame_s: float = 0.03,
-                   threshold_dbfs: float = -60.0, hangover_s: float = 0.2) -> dict[str, float]:
+                   threshold_dbfs: float = -60.0, hangover_s: float = 0.2,
+                   margin_db: float = 10.0) -> dict[str, float]:
     """Energy voice activity with hangover, and loudness figures.
 
     A 30 ms frame is active when its level above 80 Hz (`frame_levels`) exceeds `threshold_dbfs`
-    and lies at least 10 dB above the clip's noise floor (its 10th-percentile frame level), so
+    and lies at least `margin_db` above the clip's noise floor (its 10th-percentile frame level), so
     silence, stationary noise and a steady tone never count, however loud. Active frames
     separated by gaps shorter than `hangover_s` join one segment. Returns duration_s,
     active_ratio (share of active frames), peak_dbfs (loudest frame), rms_dbfs (whole clip),
@@ -311,7 +299,7 @@ def activity_stats(samples: np.ndarray, sample_rate: int, frame_s: float = 0.03,
                 "rms_dbfs": -180.0, "speech_s": 0.0, "longest_speech_s": 0.0}
     overall = 20 * np.log10(np.sqrt((samples.astype(np.float64) ** 2).mean()) + 1e-9)
     floor = np.percentile(rms_db, 10)
-    active = (rms_db > threshold_dbfs) & (rms_db > floor + 10.0)
+    active = (rms_db > threshold_dbfs) & (rms_db > floor + margin_db)
     segments = speech_segments(active, max(int(frame_s * sample_rate), 1) / sample_rate, hangover_s)
     lengths = [end - start for start, end in segments]
     return {"duration_s": duration, "active_ratio": float(active.mean()),
@@ -337,7 +325,8 @@ def prepare_audio(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
     if len(samples) < min_duration * sample_rate:
         raise ExtractionError(f"audio segment shorter than {min_duration} s "
                               f"({len(samples) / sample_rate:.3f} s)")
-    stats = activity_stats(samples, sample_rate, threshold_dbfs=float(params.get("vad_dbfs", -60.0)))
+    stats = activity_stats(samples, sample_rate, threshold_dbfs=float(params.get("vad_dbfs", -60.0)),
+                           margin_db=float(params.get("noise_margin_db", 10.0)))
     min_speech = float(params.get("min_speech_s", 0.25))
     if stats["longest_speech_s"] < min_speech:
         raise ExtractionError(

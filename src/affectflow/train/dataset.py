@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,16 @@ VIEWS = ("sequence", "pooled")
 
 def modality_sources(corpus_dir: str | os.PathLike[str],
                      modalities: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """``training.modalities`` → ({modality: store folder}, {modality: view}).
+    """``training.modalities`` → ({modality: store folder}, {modality: view}), stores being
+    ``<corpus_dir>/features/<extractor>`` (the workflow passes its planned partition files)."""
+    extractors, views = modality_views(modalities)
+    return {m: str(Path(corpus_dir) / "features" / e) for m, e in extractors.items()}, views
 
-    A value is an extractor name (sequence view) or ``{"extractor": name, "view": "sequence" |
-    "pooled"}``; stores are ``<corpus_dir>/features/<extractor>``.
-    """
-    stores, views = {}, {}
+
+def modality_views(modalities: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """``training.modalities`` → ({modality: extractor}, {modality: view}). A value is an
+    extractor name (sequence view) or ``{"extractor": name, "view": "sequence" | "pooled"}``."""
+    extractors, views = {}, {}
     for modality, spec in modalities.items():
         if isinstance(spec, str):
             extractor, view = spec, "sequence"
@@ -49,9 +53,9 @@ def modality_sources(corpus_dir: str | os.PathLike[str],
                              f"{{extractor, view}}, got {spec!r}")
         if view not in VIEWS:
             raise ValueError(f"modality {modality!r}: view must be one of {VIEWS}, got {view!r}")
-        stores[modality] = str(Path(corpus_dir) / "features" / extractor)
+        extractors[modality] = extractor
         views[modality] = view
-    return stores, views
+    return extractors, views
 
 
 def _task_array(frame: pd.DataFrame, task: str, spec: Mapping[str, Any]) -> np.ndarray:
@@ -63,7 +67,8 @@ def _task_array(frame: pd.DataFrame, task: str, spec: Mapping[str, Any]) -> np.n
     return pd.to_numeric(frame[task], errors="coerce").to_numpy(np.float32)
 
 
-def _read_view(store: str, ids: list[str], view: str, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_view(store: str | Sequence[str], ids: list[str], view: str,
+               max_steps: int) -> tuple[np.ndarray, np.ndarray]:
     if view == "pooled":
         values = read_pooled(store, ids).values
         if values.ndim != 2 or (len(ids) and values.shape[1] == 0):
@@ -92,14 +97,16 @@ def speaker_standardise(x: np.ndarray, lengths: np.ndarray, speakers: np.ndarray
     return out
 
 
-def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str | os.PathLike[str]],
+def assemble_dataset(manifest: str | os.PathLike[str],
+                     stores: Mapping[str, str | os.PathLike[str] | Sequence[str]],
                      labels: Mapping[str, Mapping[str, Any]], tasks: Mapping[str, Any],
                      output: str | os.PathLike[str], max_steps: int = 200,
                      views: Mapping[str, str] | None = None,
                      split_column: str = "split", normalise: str = "none") -> dict[str, int]:
     """Write the dataset; returns the number of utterances per split.
 
-    `stores`: {modality: store folder}; `views`: {modality: "sequence" (default) | "pooled"}
+    `stores`: {modality: its partition files (what the workflow passes: exactly the shards it
+    planned, never a glob that could pick up a stale shard), or a store folder}; `views`: {modality: "sequence" (default) | "pooled"}
     (see `modality_sources` for the config form). `labels`: the corpus's label types; `tasks`:
     ``training.tasks`` (checked here against the label types, so a bad loss fails early).
     `split_column`: the manifest column giving train/valid/test (e.g. ``split_loso_03`` for one
@@ -137,7 +144,7 @@ def assemble_dataset(manifest: str | os.PathLike[str], stores: Mapping[str, str 
     ids = frame["utt_id"].tolist()
     features = {}
     for modality, store in stores.items():
-        x, lengths = _read_view(str(store), ids, views.get(modality, "sequence"), max_steps)
+        x, lengths = _read_view(store, ids, views.get(modality, "sequence"), max_steps)
         if normalise == "speaker":
             x = speaker_standardise(x, lengths, frame["speaker"].to_numpy())
         features[modality] = (x, lengths)

@@ -14,6 +14,7 @@ reason and written back unchanged: one broken clip never stops the rest.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from affectflow.atomic import atomic_path
 from affectflow.ingest.manifest import read_table
 from affectflow.media.audio import load_audio
 from affectflow.transcribe.asr import BUNDLED_MODEL, Word, transcribe, words_to_text
@@ -80,22 +82,27 @@ def _english_or_reason(transcript: str, language: str) -> str | None:
 
 def _write_table(table: pd.DataFrame, path: Path) -> None:
     """Write by extension (csv, tsv, jsonl, parquet), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     suffix = path.suffix.lower()
+    if suffix not in {".csv", ".txt", ".tsv", ".jsonl", ".json", ".ndjson", ".parquet"}:
+        raise ValueError(f"{path}: unsupported manifest format {suffix!r}")
+    with atomic_path(path) as tmp:
+        _write_by_suffix(table, tmp, suffix)
+
+
+def _write_by_suffix(table: pd.DataFrame, tmp: Path, suffix: str) -> None:
     # surrogateescape writes undecodable input bytes back as they were, so ingest still rejects
     # exactly the rows that hold them (naming the field) instead of this stage failing.
     if suffix in {".csv", ".txt"}:
         table.to_csv(tmp, index=False, lineterminator="\n", errors="surrogateescape")
-    elif suffix == ".tsv":
-        table.to_csv(tmp, sep="\t", index=False, lineterminator="\n", errors="surrogateescape")
+    elif suffix == ".tsv":  # no quoting, as ingest reads TSV: tabs and newlines in cells become spaces
+        flat = table.apply(lambda column: column.map(
+            lambda v: re.sub(r"[\t\r\n]", " ", v) if isinstance(v, str) else v))
+        flat.to_csv(tmp, sep="\t", index=False, lineterminator="\n", errors="surrogateescape",
+                    quoting=csv.QUOTE_NONE)
     elif suffix in {".jsonl", ".json", ".ndjson"}:
         table.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    elif suffix == ".parquet":
-        table.to_parquet(tmp, index=False)
     else:
-        raise ValueError(f"{path}: unsupported manifest format {suffix!r}")
-    tmp.replace(path)
+        table.to_parquet(tmp, index=False)
 
 
 def _process_row(row: dict[str, Any], root: Path, mode: str, model: str, refine: bool,
@@ -193,7 +200,7 @@ def fill_transcripts(manifest_in: Path, manifest_out: Path, words_dir: Path, mod
         counts["aligned" if kind.startswith("align") else "asr"] += 1
     for column in ("audio_path", "video_path"):  # the new manifest may live in another folder
         if column in table.columns:
-            table[column] = [str((root / text).resolve()) if text and not os.path.isabs(text) else text
+            table[column] = [os.path.abspath(root / text) if text and not os.path.isabs(text) else text
                              for text in (_text(v) for v in table[column])]
     _write_table(table, manifest_out)
     log.info("transcripts: %d by ASR, %d aligned, %d failed, %d skipped of %d rows",

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from affectflow.atomic import atomic_path
 from affectflow.ingest.adapters import emodb, iemocap, meld, mmsa_raw, mustard
 from affectflow.ingest.adapters._common import BASE_COLUMNS, fix_mojibake
 from affectflow.ingest.manifest import ManifestError
@@ -102,7 +103,6 @@ def write_adapter_manifest(name: str, root: str | os.PathLike[str],
             paths.append(str(path.resolve()))
         manifest = manifest.assign(words_path=paths).drop(columns=["words"])
     table = manifest.astype(object).apply(lambda column: column.map(_cell))
-    tmp = out_csv.with_name(out_csv.name + ".tmp")
-    table.to_csv(tmp, index=False, lineterminator="\n")
-    tmp.replace(out_csv)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
     return out_csv
