@@ -23,7 +23,7 @@ from typing import Any
 from affectflow.ingest.manifest import ManifestError
 
 _INT_DTYPES = {"i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"}
-MAX_PICKLE_BYTES = 64 * 2**20  # MUStARD's split_indices.p is a few tens of KB
+MAX_PICKLE_BYTES = 4 * 2**20  # MUStARD's split_indices.p is a few tens of KB; bounds the memo's size too
 MAX_DEPTH = 16  # MUStARD: folds list > (train, test) tuple > index array = 3 levels
 MAX_ELEMENTS = 4_000_000  # every list/tuple item and array value; MUStARD has 5 × 690 indices
 
