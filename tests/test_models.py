@@ -374,19 +374,27 @@ def test_linear_model_learns_a_linearly_separable_problem() -> None:
     assert result.classes == {"kind3": ["a", "b", "c"], "flag": ["0", "1"]}
 
 
-def test_svm_learns_a_nonlinear_problem_and_picks_c_on_valid() -> None:
-    from affectflow.train.classic import train_svm_seed
+RING_TASKS = {"ring": 1.0, "kind3": {"weight": 1.0, "class_weight": "balanced"}, "level": 1.0}
 
-    def labels(v):  # a ring: no linear model separates it, an RBF SVM does
+
+def ring_data(**kwargs) -> TrainingData:
+    """A ring (no linear model separates it, an RBF SVM does) as a binary, a 3-class and a
+    regression task on 3-d vectors."""
+    def labels(v):
         radius = np.linalg.norm(v["audio"][:, :2], axis=1)
         return {"ring": (radius > 1.18).astype(np.float32),
                 "kind3": np.digitize(radius, [0.9, 1.5]).astype(np.int64),
                 "level": (radius ** 2).astype(np.float32)}
 
-    meta = {"classes": {"kind3": ["in", "mid", "out"]},
-            "kinds": {"ring": "binary", "kind3": "categorical", "level": "regression"}}
-    data = vector_data(labels, dims={"audio": 3}, **meta)
-    tasks = {"ring": 1.0, "kind3": {"weight": 1.0, "class_weight": "balanced"}, "level": 1.0}
+    return vector_data(labels, dims={"audio": 3}, classes={"kind3": ["in", "mid", "out"]},
+                       kinds={"ring": "binary", "kind3": "categorical", "level": "regression"}, **kwargs)
+
+
+def test_svm_learns_a_nonlinear_problem_and_picks_c_on_valid() -> None:
+    from affectflow.train.classic import train_svm_seed
+
+    data = ring_data()
+    tasks = RING_TASKS
     hp = {"svm_c": [0.01, 1.0, 10.0]}
     svm = train_svm_seed(data, tasks, hp, seed=0)
     linear = train_one_seed(data, "linear", tasks, {"max_epochs": 40, "lr": 0.05}, 0, "cpu")

@@ -17,7 +17,7 @@ from affectflow.train.dataset import load_dataset
 from affectflow.train.loop import apply_standardiser
 from affectflow.train.run import load_model_file, train_to_files
 
-from test_models import LABELS, toy_corpus, vector_data  # noqa: F401 - toy_corpus is a fixture
+from test_models import LABELS, RING_TASKS, ring_data, toy_corpus  # noqa: F401 - toy_corpus is a fixture
 
 TASKS = {"sentiment_class": {"weight": 1.0}, "flag": {"weight": 1.0}, "score": {"weight": 0.5}}
 
@@ -67,16 +67,8 @@ def test_svm_model_file_round_trip_predicts_the_same(toy_corpus, tmp_path) -> No
 
 
 def test_estimators_round_trip_every_kernel_and_task_kind() -> None:
-    def labels(v):
-        radius = np.linalg.norm(v["audio"][:, :2], axis=1)
-        return {"ring": (radius > 1.18).astype(np.float32),
-                "kind3": np.digitize(radius, [0.9, 1.5]).astype(np.int64),
-                "level": (radius ** 2).astype(np.float32)}
-
-    meta = {"classes": {"kind3": ["in", "mid", "out"]},
-            "kinds": {"ring": "binary", "kind3": "categorical", "level": "regression"}}
-    data = vector_data(labels, sizes=(60, 20, 30), dims={"audio": 3}, **meta)
-    tasks = {"ring": 1.0, "kind3": {"weight": 1.0, "class_weight": "balanced"}, "level": 1.0}
+    data = ring_data(sizes=(60, 20, 30))
+    tasks = RING_TASKS
     x = np.random.default_rng(1).normal(size=(15, 3))
     for kernel in ("rbf", "linear", "poly", "sigmoid"):
         fitted = train_svm_seed(data, tasks, {"svm_c": [1.0], "svm_kernel": kernel}, seed=0)
