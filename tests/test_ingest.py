@@ -234,3 +234,21 @@ def test_media_paths_keep_their_links(media: Path, tmp_path: Path) -> None:
     source = _write_manifest(media, [good_row("a")])
     ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
     assert pd.read_parquet(tmp_path / "m.parquet")["audio_path"][0] == str(media / "wav" / "jfk.flac")
+
+
+def test_byte_identical_media_are_reported_and_optionally_rejected(media: Path, tmp_path: Path, caplog) -> None:
+    data = (media / "wav" / "jfk.flac").read_bytes()
+    (media / "copy.flac").write_bytes(data)
+    (media / "other.flac").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, other bytes
+    rows = [good_row("a"), good_row("b", start_s="4", end_s="6"),  # one file, two segments: fine
+            good_row("c", audio_path="copy.flac"), good_row("d", audio_path="other.flac")]
+    source = _write_manifest(media, rows)
+    accepted, _ = ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet", _options())
+    assert accepted == 4
+    warnings = [r.getMessage() for r in caplog.records if "byte-identical" in r.getMessage()]
+    assert len(warnings) == 1 and "row 3 (c)" in warnings[0] and "'a' (row 1" in warnings[0]
+    accepted, _ = ingest_corpus(source, tmp_path / "m.parquet", tmp_path / "r.parquet",
+                                _options(duplicate_media="reject"))
+    rejected = pd.read_parquet(tmp_path / "r.parquet")
+    assert accepted == 3 and rejected["utt_id"].tolist() == ["c"]
+    assert "duplicate media" in rejected["reason"][0] and "'a' (row 1" in rejected["reason"][0]

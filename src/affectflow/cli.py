@@ -53,7 +53,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
     options = IngestOptions(args.corpus, args.shards, label_specs(_json(args.labels)),
                             args.media_root or None, args.default_split or None, args.protocol,
-                            args.encoding)
+                            args.encoding, args.duplicate_media)
     accepted, rejected = ingest_corpus(args.source, args.manifest_out, args.rejected_out, options)
     log.info("ingest %s: %d accepted, %d rejection records", args.corpus, accepted, rejected)
 
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("--shards", {"type": int, "default": 8}), ("--labels", {"default": "{}"}),
                                 ("--media-root", {"default": ""}), ("--default-split", {"default": ""}),
                                 ("--protocol", {"default": "split"}), ("--encoding", {"default": "utf-8"}),
+                                ("--duplicate-media", {"default": "warn"}),
                                 ("--manifest-out", {"required": True}),
                                 ("--rejected-out", {"required": True})]),
         "extract": (cmd_extract, [("--extractor", {"required": True}), ("--corpus", {"default": ""}),

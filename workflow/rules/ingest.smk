@@ -17,6 +17,7 @@ checkpoint ingest:
         default_split=lambda w: corpus_config(w.corpus).get("default_split", ""),
         protocol=lambda w: protocol(w.corpus),
         encoding=ingest_encoding,
+        duplicate_media=lambda w: corpus_config(w.corpus).get("duplicate_media", "warn"),
     conda:
         "../../envs/ingest.yaml"
     log:
@@ -29,5 +30,5 @@ checkpoint ingest:
         "{params.cli} ingest --source {params.source:q} --corpus {wildcards.corpus:q}"
         " --shards {params.shards:q} --labels {params.labels:q} --media-root={params.media_root:q}"
         " --default-split={params.default_split:q} --protocol {params.protocol:q}"
-        " --encoding {params.encoding:q}"
+        " --encoding {params.encoding:q} --duplicate-media {params.duplicate_media:q}"
         " --manifest-out {output.manifest:q} --rejected-out {output.rejected:q} > {log:q} 2>&1"

@@ -34,6 +34,8 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import pyarrow.parquet as pq
 
+from affectflow.ingest.duplicates import apply_duplicate_policy
+
 MEDIA_COLUMNS = ("audio_path", "video_path")
 SPLITS = {"train": "train", "valid": "valid", "dev": "valid", "val": "valid", "test": "test"}
 REJECTED_COLUMNS = ["utt_id", "stage", "row", "field", "reason"]
@@ -242,6 +244,7 @@ class IngestOptions:
     default_split: str | None = None
     protocol: str = "split"  # or a fold scheme: its columns split_<protocol>_<k> carry the split
     encoding: str = "utf-8"
+    duplicate_media: str = "warn"  # byte-identical media under two ids: warn, or reject the later
 
 
 def check_columns(columns: Sequence[str], source: str | os.PathLike[str],
@@ -306,9 +309,12 @@ def validate_manifest(table: pd.DataFrame, source: str | os.PathLike[str],
                 reject(field, reason)
             continue
         out["shard"] = shard_of(utt_id, options.shards)
+        out["_row"] = row_number
         accepted.append(out)
-    manifest = pd.DataFrame(accepted)
+    accepted = apply_duplicate_policy(accepted, rejected, source, options.duplicate_media)
+    manifest = pd.DataFrame(accepted).drop(columns=["_row"], errors="ignore")
     return manifest, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
 
 
 def _parse_row(row: Mapping[str, Any], utt_id: str, root: Path, options: IngestOptions,

@@ -9,6 +9,8 @@ first, dataset extras after) and a `LABELS` dict usable as a corpus config's `la
               the speaker-independent split; `mustard.with_context`
     mmsa_raw  MMSA-FET raw layout (CMU-MOSI, CMU-MOSEI, CH-SIMS): label.csv + Raw/<video>/<clip>.mp4
     iemocap   IEMOCAP release layout (Session1..5); 4/6-class mappings, V/A/D; `iemocap.session_folds`
+    ravdess   RAVDESS speech Actor_*/MM-VV-EE-II-SS-RR-AA.{wav,flac}; 8 emotions, intensity;
+              leave-one-actor-out and 6 folds of 4 actors
 
 `write_adapter_manifest(name, root, out_csv, **options)` writes the manifest CSV that the ingest
 stage reads. Native-format problems raise `ManifestError` naming the file and the field or row.
@@ -26,7 +28,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from affectflow.atomic import atomic_path
-from affectflow.ingest.adapters import emodb, iemocap, meld, mmsa_raw, mustard
+from affectflow.ingest.adapters import emodb, iemocap, meld, mmsa_raw, mustard, ravdess
 from affectflow.ingest.adapters._common import BASE_COLUMNS, fix_mojibake
 from affectflow.ingest.manifest import ManifestError
 
@@ -36,6 +38,7 @@ ADAPTERS: dict[str, Callable[..., pd.DataFrame]] = {
     "mustard": mustard.build_manifest,
     "mmsa_raw": mmsa_raw.build_manifest,
     "iemocap": iemocap.build_manifest,
+    "ravdess": ravdess.build_manifest,
 }
 
 # Cross-validation protocols per adapter: protocol → the fold splits as (k, split Series). They
@@ -47,6 +50,8 @@ PROTOCOLS: dict[str, dict[str, Callable[[pd.DataFrame], list[pd.Series]]]] = {
         "speakerind": lambda m: [mustard.apply_fold(m, "speaker_independent")["split"]],
     },
     "iemocap": {"session": lambda m: [iemocap.apply_fold(m, f)["split"] for f in iemocap.session_folds(m)]},
+    "ravdess": {"loso": lambda m: ravdess.fold_splits(m, ravdess.loso_folds(m)),
+                "actors": lambda m: ravdess.fold_splits(m, ravdess.actor_group_folds(m))},
 }
 
 __all__ = ["ADAPTERS", "BASE_COLUMNS", "PROTOCOLS", "add_protocol_columns", "build_adapter_manifest",
