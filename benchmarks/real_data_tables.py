@@ -1,4 +1,4 @@
-"""Print the real-data result tables (EmoDB, MELD, MUStARD) from results/<corpus>/metrics.json.
+"""Print the real-data result tables (EmoDB, RAVDESS, MELD, MUStARD) from results/<corpus>/metrics.json.
 
 Run after `snakemake --configfile configs/<dataset>.yaml`; corpora without results are listed
 as missing. Compare across commits by keeping this script's output.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 TABLES = {
     "EmoDB (audio, leave-one-speaker-out, 7 classes)": (["emodb"], "emotion", ["uar", "acc", "f1_macro"]),
+    "RAVDESS (speech audio, 6 folds of 4 actors, 8 classes)": (["ravdess"], "emotion", ["uar", "acc", "f1_macro"]),
     "MELD (text, official test split, 7-class emotion)": (["meld", "meld_context"], "emotion",
                                                          ["f1_weighted", "acc", "uar"]),
     "MELD (text, official test split, 3-class sentiment)": (["meld", "meld_context"], "sentiment_class",

@@ -148,3 +148,18 @@ def test_restore_puts_back_only_an_unchanged_partition(tmp_path: Path, small_cor
     video.write_bytes((shared_media / "WolfgangLanger_Pexels.mp4").read_bytes())
     moved = [dict(r, video_path=str(video)) if r["utt_id"] == "pexels" else r for r in rows]
     assert not restore_unchanged(moved, "audio", {}, audio, audio_cache)
+
+
+def test_moving_an_extractor_to_another_device_re_extracts_nothing(tmp_path: Path, shared_media: Path) -> None:
+    rows = [{"utt_id": f"u{i}", "transcript": f"sentence number {i} is here", "split": "train",
+             "emotion": "neutral"} for i in range(3)]
+    source = tmp_path / "manifest.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+    manifest = tmp_path / "m.parquet"
+    ingest_corpus(source, manifest, tmp_path / "r.parquet", IngestOptions("t", 1, label_specs(LABELS)))
+    first = _run(tmp_path, manifest, "text", {"device": "cpu"})
+    assert first.processed == 3
+    (tmp_path / "f" / "text" / "shard=0.parquet").unlink()
+    moved = _run(tmp_path, manifest, "text", {"device": "auto"})
+    assert (moved.processed, moved.reused) == (0, 3)
+    assert _run(tmp_path, manifest, "text", {"device": "cpu", "max_tokens": 16}).processed == 3

@@ -24,6 +24,7 @@ class ExtractorSpec:
     # The media files it reads, whose size and mtime count too: per entry, the first of those
     # fields that a row fills is the file read (audio comes from audio_path, else the video).
     media: tuple[tuple[str, ...], ...] = ()
+    runtime: tuple[str, ...] = ()  # parameters that do not change the values (not in the cache key)
 
     def function(self) -> ExtractFunction:
         module, name = self.target.split(":")
@@ -50,7 +51,7 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
                       "affectflow.features.acoustic:LOGMEL_VERSION", True, "audio"),
         ExtractorSpec("text", "affectflow.features.text:extract_text",
                       "affectflow.features.text:TEXT_VERSION", False, "text",
-                      fields=("transcript", "context", "words")),
+                      fields=("transcript", "context", "words"), runtime=("device",)),
         ExtractorSpec("face", "affectflow.features.face:extract_face",
                       "affectflow.features.face:FACE_EXTRACTOR_VERSION", False, "video",
                       fields=("video_path", "start_s", "end_s"), media=(("video_path",),)),

@@ -194,7 +194,7 @@ def restore_unchanged(rows: list[Mapping[str, Any]], extractor: str, params: Map
     if spec.needs_audio:
         table = pq.read_table(audio_store, columns=["utt_id", "input_sig"])
         upstream = dict(zip(table["utt_id"].to_pylist(), table["input_sig"].to_pylist()))
-    params_hash = Provenance(extractor, spec.version, dict(params)).params_hash
+    params_hash = Provenance(extractor, spec.version, dict(params), runtime=spec.runtime).params_hash
     signatures = _row_signatures(rows, spec, params_hash, upstream)
     cache_path = Path(cache)
     if not _covers_exactly(cache_path, _reusable_rows(cache_path, params_hash, signatures), signatures):
@@ -228,7 +228,7 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
     """Compute `extractor` for the shard's utterances and write the partition `output`."""
     started = time.perf_counter()
     spec = get_extractor(extractor)
-    provenance = Provenance(extractor, spec.version, dict(params), corpus, shard)
+    provenance = Provenance(extractor, spec.version, dict(params), corpus, shard, runtime=spec.runtime)
     rows = read_shard_rows(manifest, shard)
     stats = ShardStats(extractor, corpus, shard, rows=len(rows))
     utt_ids = rows["utt_id"].tolist()

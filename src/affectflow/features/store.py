@@ -68,6 +68,9 @@ class Provenance:
     corpus: str = ""
     shard: int = -1
     value_names: Sequence[str] = ()
+    # Parameters that change how, not what, is computed (device, ...): stored, but not hashed, so
+    # moving an extractor to a GPU reuses every cached row.
+    runtime: Sequence[str] = ()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -75,7 +78,7 @@ class Provenance:
                 "extractor": self.extractor,
                 "version": self.version,
                 "params": dict(self.params),
-                "params_hash": params_hash({"version": self.version, **dict(self.params)}),
+                "params_hash": self.params_hash,
                 "corpus": self.corpus,
                 "shard": self.shard,
                 "value_names": list(self.value_names),
@@ -87,7 +90,8 @@ class Provenance:
 
     @property
     def params_hash(self) -> str:
-        return params_hash({"version": self.version, **dict(self.params)})
+        values = {k: v for k, v in dict(self.params).items() if k not in self.runtime}
+        return params_hash({"version": self.version, **values})
 
 
 def _sequence_array(arrays: Sequence[np.ndarray | None]) -> pa.Array:

