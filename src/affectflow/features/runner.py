@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from affectflow.atomic import atomic_path
 from affectflow.features.base import ExtractionError, NotApplicable, Utterance, is_not_applicable
+from affectflow.features.progress import Progress
 from affectflow.features.registry import ExtractorSpec, get_extractor
 from affectflow.features.store import METADATA_KEY, Provenance, StoreRow, read_provenance, rows_to_table
 
@@ -248,6 +249,7 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
         return stats
     function = spec.function()
     fresh: list[StoreRow] = []
+    progress = Progress(f"{extractor} shard {shard}", len(utt_ids) - len(reused_ids))
     for row in rows.to_dict("records"):
         utt_id = row["utt_id"]
         if utt_id in reused_ids:
@@ -275,6 +277,8 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
         if out.reason and not is_not_applicable(out.reason):
             log.warning("utterance %s rejected by %s: %s", utt_id, extractor, out.reason)
         fresh.append(out)
+        progress.step()
+    progress.finish()
     fresh_table = rows_to_table(fresh, provenance) if fresh else None
     table = _merge(reused, fresh_table) if (reused is not None or fresh) else \
         rows_to_table([], provenance)
