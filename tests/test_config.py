@@ -148,3 +148,27 @@ def test_valid_config_passes_and_gets_the_defaults() -> None:
     validate(expected, str(SCHEMA))  # exactly what Snakemake's own validate fills in
     assert config == expected
     assert issubclass(ConfigError, ValueError)
+
+
+def test_schema_extractor_lists_are_the_registry() -> None:
+    """Every place of the schema that lists extractors lists exactly the registered ones (but
+    `audio`, media prep, which is not chosen), and each has its parameter block."""
+    from affectflow.features.registry import EXTRACTORS
+
+    registered = sorted(set(EXTRACTORS) - {"audio"})
+    schema = yaml.safe_load(SCHEMA.read_text())
+    lists = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "egemaps" in node.get("enum", []):
+                lists.append(sorted(node["enum"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert len(lists) == 3 and all(found == registered for found in lists), lists
+    assert sorted(schema["properties"]["extractors"]["properties"]) == registered

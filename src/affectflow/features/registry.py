@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from affectflow.features.base import FeatureResult, Utterance
 
 ExtractFunction = Callable[[Utterance, Mapping[str, Any]], FeatureResult]
+BatchFunction = Callable[[Sequence[Utterance], Mapping[str, Any]], list]
+
+
+def _load(target: str) -> Any:
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,15 @@ class ExtractorSpec:
     # fields that a row fills is the file read (audio comes from audio_path, else the video).
     media: tuple[tuple[str, ...], ...] = ()
     runtime: tuple[str, ...] = ()  # parameters that do not change the values (not in the cache key)
+    # "module:function" taking a list of utterances, returning a FeatureResult or an
+    # ExtractionError per utterance: one call for a whole shard, batched inside.
+    batch_target: str | None = None
 
     def function(self) -> ExtractFunction:
-        module, name = self.target.split(":")
-        return getattr(importlib.import_module(module), name)
+        return _load(self.target)
+
+    def batch_function(self) -> BatchFunction | None:
+        return _load(self.batch_target) if self.batch_target else None
 
     @property
     def version(self) -> str:
@@ -52,6 +63,10 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
         ExtractorSpec("text", "affectflow.features.text:extract_text",
                       "affectflow.features.text:TEXT_VERSION", False, "text",
                       fields=("transcript", "context", "words"), runtime=("device",)),
+        ExtractorSpec("whisper", "affectflow.features.whisper:extract_whisper",
+                      "affectflow.features.whisper:WHISPER_VERSION", True, "audio",
+                      runtime=("device", "batch_size", "cpu_threads"),
+                      batch_target="affectflow.features.whisper:extract_whisper_batch"),
         ExtractorSpec("face", "affectflow.features.face:extract_face",
                       "affectflow.features.face:FACE_EXTRACTOR_VERSION", False, "video",
                       fields=("video_path", "start_s", "end_s"), media=(("video_path",),)),

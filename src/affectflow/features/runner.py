@@ -28,12 +28,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from affectflow.atomic import atomic_path
-from affectflow.features.base import ExtractionError, NotApplicable, Utterance, is_not_applicable
+from affectflow.features.base import (ExtractionError, FeatureResult, NotApplicable, Utterance,
+                                     is_not_applicable)
 from affectflow.features.progress import Progress
 from affectflow.features.registry import ExtractorSpec, get_extractor
 from affectflow.features.store import METADATA_KEY, Provenance, StoreRow, read_provenance, rows_to_table
 
 STATS_PREFIX = "AFFECTFLOW_STATS "
+BATCH_CALL = 64  # utterances handed to a batch extractor per call
 log = logging.getLogger(__name__)
 
 
@@ -221,6 +223,30 @@ def _link(source: Path, target: Path) -> None:
             shutil.copy2(source, tmp)
 
 
+def _utterance(row: Mapping[str, Any], spec: ExtractorSpec, audio: Mapping[str, tuple]) -> Utterance:
+    """The extractor's view of a row, with media prep's audio when it reads it; ExtractionError
+    (or NotApplicable) when there is nothing to compute from."""
+    samples = None
+    if spec.needs_audio:
+        if row["utt_id"] not in audio:
+            raise ExtractionError("no entry in the media-prep audio store")
+        ok, reason, _, samples = audio[row["utt_id"]]
+        if not ok and is_not_applicable(reason):
+            raise NotApplicable(f"no audio ({reason})")
+        if not ok:
+            raise ExtractionError(f"audio rejected at media prep: {reason}")
+    return Utterance.from_row(row, audio=samples)
+
+
+def _record(out: StoreRow, result: FeatureResult | ExtractionError, extractor: str) -> None:
+    if isinstance(result, ExtractionError):
+        out.reason = result.reason
+    elif isinstance(result, FeatureResult):
+        out.result = result
+    else:
+        out.reason = f"{extractor} failed: returned {type(result).__name__}, not a FeatureResult"
+
+
 def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor: str,
                         params: Mapping[str, Any], output: str | os.PathLike[str],
                         cache: str | os.PathLike[str] | None = None,
@@ -247,37 +273,44 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
         _count_outcomes(reused, stats)
         stats.seconds = round(time.perf_counter() - started, 3)
         return stats
-    function = spec.function()
-    fresh: list[StoreRow] = []
-    progress = Progress(f"{extractor} shard {shard}", len(utt_ids) - len(reused_ids))
+    todo: list[tuple[StoreRow, Utterance | None]] = []
     for row in rows.to_dict("records"):
         utt_id = row["utt_id"]
         if utt_id in reused_ids:
             continue
         out = StoreRow(utt_id, signatures[utt_id])
         try:
-            samples = None
-            if spec.needs_audio:
-                if utt_id not in audio:
-                    raise ExtractionError("no entry in the media-prep audio store")
-                ok, reason, _, samples = audio[utt_id]
-                if not ok and is_not_applicable(reason):
-                    raise NotApplicable(f"no audio ({reason})")
-                if not ok:
-                    raise ExtractionError(f"audio rejected at media prep: {reason}")
-            out.result = function(Utterance.from_row(row, audio=samples), params)
-            stats.processed += 1
+            todo.append((out, _utterance(row, spec, audio)))
         except ExtractionError as error:
             out.reason = error.reason
-            stats.processed += 1
-        except Exception as error:  # one broken clip must never sink a corpus
-            out.reason = f"{extractor} failed: {type(error).__name__}: {error}"
-            stats.processed += 1
-            log.error("utterance %s: %s\n%s", utt_id, out.reason, traceback.format_exc())
+            todo.append((out, None))
+    progress = Progress(f"{extractor} shard {shard}", len(todo))
+    batch = spec.batch_function()
+    if batch is not None:
+        ready = [(out, utt) for out, utt in todo if utt is not None]
+        progress.step(len(todo) - len(ready))
+        for start in range(0, len(ready), BATCH_CALL):  # a few batches per call: progress moves
+            chunk = ready[start:start + BATCH_CALL]
+            for (out, _), result in zip(chunk, batch([utt for _, utt in chunk], params)):
+                _record(out, result, extractor)
+            progress.step(len(chunk))
+    else:
+        function = spec.function()
+        for out, utt in todo:
+            if utt is not None:
+                try:
+                    out.result = function(utt, params)
+                except ExtractionError as error:
+                    out.reason = error.reason
+                except Exception as error:  # one broken clip must never sink a corpus
+                    out.reason = f"{extractor} failed: {type(error).__name__}: {error}"
+                    log.error("utterance %s: %s\n%s", out.utt_id, out.reason, traceback.format_exc())
+            progress.step()
+    fresh = [out for out, _ in todo]
+    stats.processed = len(fresh)
+    for out in fresh:
         if out.reason and not is_not_applicable(out.reason):
-            log.warning("utterance %s rejected by %s: %s", utt_id, extractor, out.reason)
-        fresh.append(out)
-        progress.step()
+            log.warning("utterance %s rejected by %s: %s", out.utt_id, extractor, out.reason)
     progress.finish()
     fresh_table = rows_to_table(fresh, provenance) if fresh else None
     table = _merge(reused, fresh_table) if (reused is not None or fresh) else \
