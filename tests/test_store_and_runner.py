@@ -163,3 +163,28 @@ def test_moving_an_extractor_to_another_device_re_extracts_nothing(tmp_path: Pat
     moved = _run(tmp_path, manifest, "text", {"device": "auto"})
     assert (moved.processed, moved.reused) == (0, 3)
     assert _run(tmp_path, manifest, "text", {"device": "cpu", "max_tokens": 16}).processed == 3
+
+
+def wrong_names(params) -> tuple[list[str], list[str]]:
+    """Declares one column too few (for the test below)."""
+    return [f"x{i}" for i in range(24)], [f"p{i}" for i in range(88)]
+
+
+def test_declared_names_are_stored_once_and_checked(tmp_path: Path, small_corpus: tuple[Path, Path],
+                                                    monkeypatch) -> None:
+    import dataclasses
+
+    from affectflow.features import registry
+
+    _, manifest = small_corpus
+    _run(tmp_path, manifest, "audio", {})
+    _run(tmp_path, manifest, "egemaps", {"step_s": 0.02})
+    provenance = store_provenance(tmp_path / "f" / "egemaps")
+    assert len(provenance["value_names"]) == 25 and provenance["value_names"][0] == "Loudness_sma3"
+    assert len(provenance["pooled_names"]) == 88
+    assert "x_feature_names" not in pq.read_schema(tmp_path / "f" / "egemaps" / "shard=0.parquet").names
+    spec = dataclasses.replace(registry.EXTRACTORS["egemaps"], names_target="test_store_and_runner:wrong_names")
+    monkeypatch.setitem(registry.EXTRACTORS, "egemaps", spec)
+    stats = _run(tmp_path, manifest, "egemaps", {"step_s": 0.03})
+    assert all("returned 25 sequence and 88 pooled columns, declared 24 and 88" in r
+               for u, r in stats.rejected.items() if u != "pexels")

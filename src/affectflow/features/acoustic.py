@@ -60,6 +60,22 @@ def compare_names() -> list[str]:
     return list(_smile("ComParE_2016", "LowLevelDescriptors").feature_names)
 
 
+def egemaps_store_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(sequence, pooled) names of the egemaps store: 25 LLDs, 88 functionals."""
+    return egemaps_names(), list(_smile("eGeMAPSv02", "Functionals").feature_names)
+
+
+def compare_store_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(sequence, pooled) names of the compare store: 65 LLDs, 6,373 functionals."""
+    return compare_names(), list(_smile("ComParE_2016", "Functionals").feature_names)
+
+
+def logmel_store_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(sequence, pooled) names of the logmel store: one per band, then their mean and std."""
+    bands = [f"mel_{i:03d}" for i in range(int(params.get("n_mels", 128)))]
+    return bands, [f"{b}_mean" for b in bands] + [f"{b}_std" for b in bands]
+
+
 def _opensmile_features(utt: Utterance, params: Mapping[str, Any], feature_set: str) -> FeatureResult:
     """One openSMILE feature set: LLDs averaged onto the `step_s` grid, functionals as pooled."""
     samples = _require_audio(utt)

@@ -66,6 +66,11 @@ GEOMETRIC_FEATURE_NAMES = [
 POSE_NAMES = ["yaw", "pitch", "roll"]
 FACE_FEATURE_NAMES: list[str] = ["face_found", *POSE_NAMES, *GEOMETRIC_FEATURE_NAMES]
 # pooled = [share of frames with a face, means over face frames of pose and geometry, their stds]
+def face_store_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(sequence, pooled) names of the face store."""
+    return list(FACE_FEATURE_NAMES), list(FACE_POOLED_NAMES)
+
+
 FACE_POOLED_NAMES: list[str] = (
     ["face_found_ratio"]
     + [f"{name}_mean" for name in FACE_FEATURE_NAMES[1:]]

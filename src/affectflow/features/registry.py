@@ -34,12 +34,19 @@ class ExtractorSpec:
     # "module:function" taking a list of utterances, returning a FeatureResult or an
     # ExtractionError per utterance: one call for a whole shard, batched inside.
     batch_target: str | None = None
+    # "module:function" (params → (sequence names, pooled names)): the declared columns, stored
+    # once per partition and checked against every result.
+    names_target: str | None = None
 
     def function(self) -> ExtractFunction:
         return _load(self.target)
 
     def batch_function(self) -> BatchFunction | None:
         return _load(self.batch_target) if self.batch_target else None
+
+    def names(self, params: Mapping[str, Any]) -> tuple[list[str], list[str]] | None:
+        """The declared (sequence, pooled) column names for these parameters, if declared."""
+        return _load(self.names_target)(params) if self.names_target else None
 
     @property
     def version(self) -> str:
@@ -53,23 +60,29 @@ EXTRACTORS: dict[str, ExtractorSpec] = {
         ExtractorSpec("audio", "affectflow.media.audio:prepare_audio",
                       "affectflow.media.audio:AUDIO_PREP_VERSION", False, "audio",
                       fields=("audio_path", "video_path", "start_s", "end_s"),
-                      media=(("audio_path", "video_path"),)),
+                      media=(("audio_path", "video_path"),),
+                      names_target="affectflow.media.audio:audio_store_names"),
         ExtractorSpec("egemaps", "affectflow.features.acoustic:extract_egemaps",
-                      "affectflow.features.acoustic:EGEMAPS_VERSION", True, "audio"),
+                      "affectflow.features.acoustic:EGEMAPS_VERSION", True, "audio",
+                      names_target="affectflow.features.acoustic:egemaps_store_names"),
         ExtractorSpec("compare", "affectflow.features.acoustic:extract_compare",
-                      "affectflow.features.acoustic:COMPARE_VERSION", True, "audio"),
+                      "affectflow.features.acoustic:COMPARE_VERSION", True, "audio",
+                      names_target="affectflow.features.acoustic:compare_store_names"),
         ExtractorSpec("logmel", "affectflow.features.acoustic:extract_logmel",
-                      "affectflow.features.acoustic:LOGMEL_VERSION", True, "audio"),
+                      "affectflow.features.acoustic:LOGMEL_VERSION", True, "audio",
+                      names_target="affectflow.features.acoustic:logmel_store_names"),
         ExtractorSpec("text", "affectflow.features.text:extract_text",
                       "affectflow.features.text:TEXT_VERSION", False, "text",
                       fields=("transcript", "context", "words"), runtime=("device",)),
         ExtractorSpec("whisper", "affectflow.features.whisper:extract_whisper",
                       "affectflow.features.whisper:WHISPER_VERSION", True, "audio",
                       runtime=("device", "batch_size", "cpu_threads"),
-                      batch_target="affectflow.features.whisper:extract_whisper_batch"),
+                      batch_target="affectflow.features.whisper:extract_whisper_batch",
+                      names_target="affectflow.features.whisper:whisper_store_names"),
         ExtractorSpec("face", "affectflow.features.face:extract_face",
                       "affectflow.features.face:FACE_EXTRACTOR_VERSION", False, "video",
-                      fields=("video_path", "start_s", "end_s"), media=(("video_path",),)),
+                      fields=("video_path", "start_s", "end_s"), media=(("video_path",),),
+                      names_target="affectflow.features.face:face_store_names"),
     )
 }
 

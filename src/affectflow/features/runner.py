@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -247,6 +247,34 @@ def _record(out: StoreRow, result: FeatureResult | ExtractionError, extractor: s
         out.reason = f"{extractor} failed: returned {type(result).__name__}, not a FeatureResult"
 
 
+def _with_names(provenance: Provenance, spec: ExtractorSpec, params: Mapping[str, Any],
+                fresh: list[StoreRow], cache: Path | None) -> Provenance:
+    """The provenance with the extractor's declared column names; a fresh result whose width
+    differs from them becomes a rejection. Without fresh results the cached partition's names
+    are kept (declaring them may need the model loaded)."""
+    if not any(out.result is not None for out in fresh):
+        try:
+            old = read_provenance(cache) if cache is not None and cache.exists() else {}
+        except (OSError, ValueError, pa.ArrowInvalid):
+            old = {}
+        return replace(provenance, value_names=tuple(old.get("value_names", ())),
+                       pooled_names=tuple(old.get("pooled_names", ())))
+    names = spec.names(params)
+    if names is None:
+        return provenance
+    sequence, pooled = names
+    for out in fresh:
+        result = out.result
+        if result is None:
+            continue
+        width = result.values.shape[1] if result.values.ndim == 2 else len(result.values)
+        if width != len(sequence) or len(result.pooled) != len(pooled):
+            out.result, out.reason = None, (
+                f"{spec.name} failed: returned {width} sequence and {len(result.pooled)} pooled "
+                f"columns, declared {len(sequence)} and {len(pooled)}")
+    return replace(provenance, value_names=tuple(sequence), pooled_names=tuple(pooled))
+
+
 def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor: str,
                         params: Mapping[str, Any], output: str | os.PathLike[str],
                         cache: str | os.PathLike[str] | None = None,
@@ -312,6 +340,7 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
         if out.reason and not is_not_applicable(out.reason):
             log.warning("utterance %s rejected by %s: %s", out.utt_id, extractor, out.reason)
     progress.finish()
+    provenance = _with_names(provenance, spec, params, fresh, cache_path)
     fresh_table = rows_to_table(fresh, provenance) if fresh else None
     table = _merge(reused, fresh_table) if (reused is not None or fresh) else \
         rows_to_table([], provenance)

@@ -68,6 +68,7 @@ class Provenance:
     corpus: str = ""
     shard: int = -1
     value_names: Sequence[str] = ()
+    pooled_names: Sequence[str] = ()
     # Parameters that change how, not what, is computed (device, ...): stored, but not hashed, so
     # moving an extractor to a GPU reuses every cached row.
     runtime: Sequence[str] = ()
@@ -82,6 +83,7 @@ class Provenance:
                 "corpus": self.corpus,
                 "shard": self.shard,
                 "value_names": list(self.value_names),
+                "pooled_names": list(self.pooled_names),
                 "libraries": library_versions(),
             },
             sort_keys=True,

@@ -42,6 +42,15 @@ def _model(model: str, device: str, compute_type: str, cpu_threads: int, allow_d
     return load_model(model, device, compute_type, cpu_threads, allow_download)
 
 
+def whisper_store_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(sequence, pooled) names: one per encoder dimension, then their mean and std. The width
+    is the model's (a CTranslate2 folder does not record it), read off one silent window."""
+    silence = Utterance("-", None, None, None, None, "", audio=np.zeros(SAMPLE_RATE // 10, np.float32))
+    width = extract_whisper_batch([silence], params)[0].values.shape[1]
+    dims = [f"enc_{i:03d}" for i in range(width)]
+    return dims, [f"{d}_mean" for d in dims] + [f"{d}_std" for d in dims]
+
+
 def _windows(samples: np.ndarray) -> list[np.ndarray]:
     size = int(WINDOW_S * SAMPLE_RATE)
     return [samples[i:i + size] for i in range(0, max(len(samples), 1), size)]

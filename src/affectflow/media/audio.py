@@ -28,6 +28,11 @@ from affectflow.features.base import ExtractionError, FeatureResult, NotApplicab
 AUDIO_PREP_VERSION = "2"
 AUDIO_STATS_NAMES = ["duration_s", "active_ratio", "peak_dbfs", "rms_dbfs", "speech_s"]
 
+
+def audio_store_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(sequence, pooled) names of the media-prep store: the samples, and the activity stats."""
+    return ["sample"], list(AUDIO_STATS_NAMES)
+
 # A decoded length this much shorter than the declared one is truncation: max(0.1 s, 2 %).
 TRUNCATION_TOLERANCE_S = 0.1
 TRUNCATION_TOLERANCE_FRACTION = 0.02
