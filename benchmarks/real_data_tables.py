@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 TABLES = {
-    "EmoDB (audio, leave-one-speaker-out, 7 classes)": (["emodb"], "emotion", ["uar", "acc", "f1_macro"]),
+    "EmoDB (audio, leave-one-speaker-out, 7 classes)": (["emodb", "emodb_whisper"], "emotion",
+                                                        ["uar", "acc", "f1_macro"]),
     "RAVDESS (speech audio, 6 folds of 4 actors, 8 classes)": (["ravdess"], "emotion", ["uar", "acc", "f1_macro"]),
     "MELD (text, official test split, 7-class emotion)": (["meld", "meld_context"], "emotion",
                                                          ["f1_weighted", "acc", "uar"]),
@@ -43,7 +44,9 @@ def main() -> None:
         for corpus in corpora:
             path = Path(args.results) / corpus / "metrics.json"
             if not path.exists():
-                print(f"{corpus:<16} (no results: snakemake --configfile configs/{corpus.split('_')[0]}.yaml)")
+                config = next((c for c in (f"configs/{corpus}.yaml", f"configs/{corpus.split('_')[0]}.yaml")
+                               if Path(c).exists()), "configs/<dataset>.yaml")
+                print(f"{corpus:<16} (no results: snakemake --configfile {config})")
                 continue
             for model, by_task in json.loads(path.read_text()).items():
                 values = by_task.get(task, {})
