@@ -15,7 +15,8 @@ from pathlib import Path
 TABLES = {
     "EmoDB (audio, leave-one-speaker-out, 7 classes)": (["emodb", "emodb_whisper"], "emotion",
                                                         ["uar", "acc", "f1_macro"]),
-    "RAVDESS (speech audio, 6 folds of 4 actors, 8 classes)": (["ravdess"], "emotion", ["uar", "acc", "f1_macro"]),
+    "RAVDESS (speech audio, 6 folds of 4 actors, 8 classes)": (["ravdess", "ravdess_whisper"], "emotion",
+                                                               ["uar", "acc", "f1_macro"]),
     "MELD (text, official test split, 7-class emotion)": (["meld", "meld_context"], "emotion",
                                                          ["f1_weighted", "acc", "uar"]),
     "MELD (text, official test split, 3-class sentiment)": (["meld", "meld_context"], "sentiment_class",

@@ -25,3 +25,12 @@ def test_nothing_to_do_logs_nothing() -> None:
     progress = Progress("text shard 0", 0)
     progress.finish()
     assert progress.lines == []
+
+
+def test_the_last_line_is_not_repeated_when_a_step_just_logged_it() -> None:
+    now = [0.0]
+    progress = Progress("whisper shard 1", 10, every_s=5.0, clock=lambda: now[0])
+    now[0] = 6.0
+    progress.step(10)
+    progress.finish()
+    assert len(progress.lines) == 1 and progress.lines[0].endswith("done in 0m06s")

@@ -37,7 +37,7 @@ class Progress:
             self._emit()
 
     def finish(self) -> None:
-        if self.total:
+        if self.total and not (self.lines and self.lines[-1].startswith(f"{self.label}: {self.done}/")):
             self._emit()
 
     def _emit(self) -> None:
