@@ -412,8 +412,8 @@ def test_iemocap_missing_wav(tmp_path: Path) -> None:
 
 
 def test_write_adapter_manifest_unknown_name(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="unknown dataset adapter 'ravdess'"):
-        write_adapter_manifest("ravdess", tmp_path, tmp_path / "m.csv")
+    with pytest.raises(ManifestError, match="unknown dataset adapter 'casia'; known: emodb, meld"):
+        write_adapter_manifest("casia", tmp_path, tmp_path / "m.csv")
 
 
 @pytest.mark.shared_data
