@@ -11,7 +11,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from affectflow.config import MAX_ERRORS, ConfigError, validate_config
+from affectflow.config import MAX_ERRORS, ConfigError, load_schema, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -21,8 +21,15 @@ def _config() -> dict:
     return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
-def test_shipped_config_is_valid_and_every_key_is_documented() -> None:
-    validate(_config(), str(SCHEMA))
+def _merged_schema_file(folder: Path) -> str:
+    """The schema with the registry's parts, as a file (what Snakemake's own validate reads)."""
+    path = folder / "schema.yaml"
+    path.write_text(yaml.safe_dump(load_schema(SCHEMA)))
+    return str(path)
+
+
+def test_shipped_config_is_valid_and_every_key_is_documented(tmp_path: Path) -> None:
+    validate(_config(), _merged_schema_file(tmp_path))
 
     def undocumented(schema: dict, path: str = "") -> list[str]:
         missing = []
@@ -35,7 +42,7 @@ def test_shipped_config_is_valid_and_every_key_is_documented() -> None:
             missing += undocumented(extra, f"{path}*.")
         return missing
 
-    assert undocumented(yaml.safe_load(SCHEMA.read_text())) == []
+    assert undocumented(load_schema(SCHEMA)) == []
 
 
 @pytest.mark.parametrize("mutate, expected", [
@@ -131,7 +138,7 @@ def test_every_error_is_listed_one_short_line_each_up_to_a_limit() -> None:
     assert all(len(line) < 200 for line in lines)
 
 
-def test_valid_config_passes_and_gets_the_defaults() -> None:
+def test_valid_config_passes_and_gets_the_defaults(tmp_path: Path) -> None:
     def trimmed() -> dict:
         config = _config()
         del config["results_dir"], config["extractors"]["logmel"]["n_mels"], config["corpora"]["demo"]["shards"]
@@ -145,18 +152,22 @@ def test_valid_config_passes_and_gets_the_defaults() -> None:
     assert config["corpora"]["demo"]["encoding"] == "utf-8"
     assert config["training"]["normalise"] == "none"
     expected = trimmed()
-    validate(expected, str(SCHEMA))  # exactly what Snakemake's own validate fills in
+    validate(expected, _merged_schema_file(tmp_path))  # exactly what Snakemake's own validate fills in
     assert config == expected
     assert issubclass(ConfigError, ValueError)
 
 
-def test_schema_extractor_lists_are_the_registry() -> None:
-    """Every place of the schema that lists extractors lists exactly the registered ones (but
-    `audio`, media prep, which is not chosen), and each has its parameter block."""
+def test_schema_extractor_parts_come_from_the_registry() -> None:
+    """The schema file names no extractor and holds no extractor parameter: the loaded schema's
+    three extractor lists, its parameter blocks and the media section are the registry's, with
+    each config dataclass's defaults."""
+    import dataclasses
+
     from affectflow.features.registry import EXTRACTORS
 
+    assert not any(name in SCHEMA.read_text() for name in ("egemaps", "whisper", "min_speech_s"))
     registered = sorted(set(EXTRACTORS) - {"audio"})
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = load_schema(SCHEMA)
     lists = []
 
     def walk(node) -> None:
@@ -171,4 +182,22 @@ def test_schema_extractor_lists_are_the_registry() -> None:
 
     walk(schema)
     assert len(lists) == 3 and all(found == registered for found in lists), lists
-    assert sorted(schema["properties"]["extractors"]["properties"]) == registered
+    blocks = schema["properties"]["extractors"]["properties"]
+    assert sorted(blocks) == registered
+    blocks = {**blocks, "audio": schema["properties"]["media"]}
+    for name, cls in EXTRACTORS.items():
+        defaults = {f.name: getattr(cls.config_type(), f.name) for f in dataclasses.fields(cls.config_type)}
+        assert {k: p["default"] for k, p in blocks[name]["properties"].items()} == defaults, name
+
+
+def test_extractor_parameters_are_checked_per_corpus_too() -> None:
+    config = _config()
+    config["corpora"]["demo"]["extractor_params"] = {"text": {"use_contxt": True}}
+    with pytest.raises(ConfigError, match="use_contxt"):
+        validate_config(config, SCHEMA)
+    config["corpora"]["demo"]["extractor_params"] = {"whisper": {"batch_size": 0}}
+    with pytest.raises(ConfigError, match="batch_size"):
+        validate_config(config, SCHEMA)
+    config["corpora"]["demo"]["extractor_params"] = {"text": {"use_context": True}}
+    validate_config(config, SCHEMA)
+    assert config["corpora"]["demo"]["extractor_params"] == {"text": {"use_context": True}}  # no defaults filled

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import skimage.data
 
-from affectflow.features import face
+from affectflow.features.extractors import face
 from affectflow.features.base import ExtractionError, FeatureResult, Utterance
-from affectflow.features.face import (FACE_EXTRACTOR_VERSION, FACE_FEATURE_NAMES,
-                                      FACE_POOLED_NAMES, extract_face, face_row, head_pose)
+from affectflow.features.extractors.face import FACE_FEATURE_NAMES, FACE_POOLED_NAMES, face_row, head_pose
+from affectflow.features.registry import build
 
 COLUMN = {name: i for i, name in enumerate(FACE_FEATURE_NAMES)}
 
@@ -26,12 +26,12 @@ def utterance(path: Path | str, start_s: float | None = None,
 
 @pytest.fixture(scope="module")
 def obama(shared_media: Path) -> FeatureResult:
-    return extract_face(utterance(shared_media / "obama_talking_head.mp4"), {})
+    return build("face", {}).extract(utterance(shared_media / "obama_talking_head.mp4"))
 
 
 @pytest.fixture(scope="module")
 def wolfgang(shared_media: Path) -> FeatureResult:
-    return extract_face(utterance(shared_media / "WolfgangLanger_Pexels.mp4"), {})
+    return build("face", {}).extract(utterance(shared_media / "WolfgangLanger_Pexels.mp4"))
 
 
 def column(result: FeatureResult, name: str) -> np.ndarray:
@@ -39,7 +39,6 @@ def column(result: FeatureResult, name: str) -> np.ndarray:
 
 
 def test_constants() -> None:
-    assert FACE_EXTRACTOR_VERSION
     assert FACE_FEATURE_NAMES[:4] == ["face_found", "yaw", "pitch", "roll"]
     assert len(FACE_FEATURE_NAMES) == 15 and len(set(FACE_FEATURE_NAMES)) == 15
     assert len(FACE_POOLED_NAMES) == 1 + 2 * (len(FACE_FEATURE_NAMES) - 1)
@@ -54,7 +53,7 @@ def test_obama_talking_head(obama: FeatureResult) -> None:
     landmarks = obama.extra["landmarks"].reshape(len(found), 478, 3)[found]
     assert np.isfinite(landmarks).all()
     assert landmarks[..., :2].min() > -0.05 and landmarks[..., :2].max() < 1.05
-    assert obama.extra["feature_names"] == FACE_FEATURE_NAMES
+    assert build("face", {}).names() == (FACE_FEATURE_NAMES, FACE_POOLED_NAMES)
     for angle in ("yaw", "pitch", "roll"):
         assert np.abs(column(obama, angle)).max() < 45, angle
     mouth = column(obama, "mouth_open")
@@ -83,7 +82,7 @@ def test_expressive_face_varies(wolfgang: FeatureResult) -> None:
 @pytest.mark.shared_data
 def test_no_face_clip_is_rejected(shared_media: Path) -> None:
     with pytest.raises(ExtractionError, match=r"no face found in any of \d+ sampled frames"):
-        extract_face(utterance(shared_media / "no_face.mp4"), {})
+        build("face", {}).extract(utterance(shared_media / "no_face.mp4"))
 
 
 @pytest.mark.shared_data
@@ -91,21 +90,21 @@ def test_segment_params_and_order_independence(shared_media: Path, obama: Featur
     """A segment's rows do not depend on what ran before (the tracker is reset per utterance),
     and after the first few frames (fresh detection, then tracking) they match the whole clip's."""
     segment = utterance(shared_media / "obama_talking_head.mp4", start_s=4.0, end_s=7.0)
-    first = extract_face(segment, {})
-    extract_face(utterance(shared_media / "single_face.mp4"), {})  # leaves the tracker elsewhere
-    again = extract_face(segment, {})
+    first = build("face", {}).extract(segment)
+    build("face", {}).extract(utterance(shared_media / "single_face.mp4"))  # leaves the tracker elsewhere
+    again = build("face", {}).extract(segment)
     np.testing.assert_array_equal(first.values, again.values)
     assert len(first.times) == 15 and first.times[0] == 0.0
     settled = slice(4, 15)
     np.testing.assert_allclose(first.values[settled, 1:4], obama.values[20:35][settled, 1:4], atol=1.0)
     np.testing.assert_allclose(first.values[settled, 4:], obama.values[20:35][settled, 4:], atol=0.02)
-    slower = extract_face(segment, {"fps": 2, "max_side": 256})
+    slower = build("face", {"fps": 2, "max_side": 256}).extract(segment)
     assert len(slower.times) == 6 and slower.extra["face_found"].all()
 
 
 def test_no_video_path() -> None:
     with pytest.raises(ExtractionError, match="no video_path"):
-        extract_face(Utterance("u", "/a.wav", None, None, None, ""), {})
+        build("face", {}).extract(Utterance("u", "/a.wav", None, None, None, ""))
 
 
 def test_face_missing_in_some_frames(tmp_path: Path) -> None:
@@ -119,7 +118,7 @@ def test_face_missing_in_some_frames(tmp_path: Path) -> None:
             image = face_img if i < 5 else np.full_like(face_img, 90)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
-    result = extract_face(utterance(path), {"fps": 5})
+    result = build("face", {"fps": 5}).extract(utterance(path))
     found = result.extra["face_found"]
     assert found.tolist() == [True] * 5 + [False] * 5
     assert (result.values[~found] == 0).all()

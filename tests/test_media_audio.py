@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from affectflow.features.base import ExtractionError, Utterance
-from affectflow.media.audio import load_audio, prepare_audio
+from affectflow.features.registry import build
+from affectflow.media.audio import load_audio
+from affectflow.media.errors import MediaError
 
 
 @pytest.mark.parametrize("name", ["cold_corpus.wav", "cold_corpus_24bit.wav", "cold_corpus_32bit_float.wav",
@@ -43,12 +45,12 @@ def test_segment_of_a_video_track(shared_media: Path) -> None:
 def test_silent_track_is_rejected_as_no_speech(shared_media: Path) -> None:
     utt = Utterance("pexels", None, str(shared_media / "WolfgangLanger_Pexels.mp4"), None, None, "")
     with pytest.raises(ExtractionError, match="no speech"):
-        prepare_audio(utt, {})
+        build("audio", {}).extract(utt)
 
 
 def test_speech_passes_with_stats(shared_media: Path) -> None:
     utt = Utterance("jfk", str(shared_media / "jfk.flac"), None, 0.0, 4.0, "")
-    result = prepare_audio(utt, {})
+    result = build("audio", {}).extract(utt)
     assert result.values.shape == (64000, 1)
     assert result.pooled[1] > 0.3  # active ratio of read speech
 
@@ -68,9 +70,9 @@ def test_bad_media_give_clear_reasons(shared_media: Path, tmp_path: Path) -> Non
     cases = {truncated: "cannot|truncated|ends at", garbage: "cannot open|cannot decode",
              silent_video: "no audio stream", tmp_path / "absent.wav": "not found"}
     for path, pattern in cases.items():
-        with pytest.raises(ExtractionError, match=pattern):
+        with pytest.raises(MediaError, match=pattern):
             load_audio(str(path), 16000, 0.0, 10.0)
-    with pytest.raises(ExtractionError, match="ends at"):
+    with pytest.raises(MediaError, match="ends at"):
         load_audio(str(shared_media / "jfk.flac"), 16000, 5.0, 30.0)
 
 
@@ -158,22 +160,22 @@ def test_intact_file_of_each_format_is_accepted(whole_files: dict, fmt: str) -> 
 def test_truncated_file_is_rejected(whole_files: dict, fmt: str) -> None:
     path, seconds = whole_files[fmt]
     cut = _cut(path)
-    with pytest.raises(ExtractionError, match=r"truncated: decoded [\d.]+ s of [\d.]+ s declared "
+    with pytest.raises(MediaError, match=r"truncated: decoded [\d.]+ s of [\d.]+ s declared "
                                               rf"\({cut.name}\)") as caught:
         load_audio(str(cut), 16000)
     declared = float(str(caught.value).split(" of ")[1].split(" s")[0])
     assert abs(declared - seconds) < 0.05
     # A segment inside the part that did decode is no excuse: the file is corrupt.
-    with pytest.raises(ExtractionError, match="truncated"):
+    with pytest.raises(MediaError, match="truncated"):
         load_audio(str(cut), 16000, 0.5, 1.5)
     with pytest.raises(ExtractionError, match="truncated"):
-        prepare_audio(Utterance("cut", str(cut), None, None, None, ""), {})
+        build("audio", {}).extract(Utterance("cut", str(cut), None, None, None, ""))
 
 
 def test_truncated_wav_reports_the_header_length(whole_files: dict) -> None:
     # FFmpeg sizes a wav from the file, not its header: the header's data chunk is what counts.
     cut = _cut(whole_files["wav"][0])
-    with pytest.raises(ExtractionError, match=r"truncated: decoded 2\.50 s of 5\.00 s declared"):
+    with pytest.raises(MediaError, match=r"truncated: decoded 2\.50 s of 5\.00 s declared"):
         load_audio(str(cut), 16000)
 
 
@@ -185,11 +187,11 @@ def test_keep_partial_keeps_what_decoded(whole_files: dict, fmt: str) -> None:
     assert 0.3 * seconds < len(audio) / 16000 < 0.7 * seconds
     utt = Utterance("cut", str(cut) if fmt == "wav" else None, str(cut) if fmt == "mp4" else None,
                     None, None, "")
-    result = prepare_audio(utt, {"keep_partial": True})
+    result = build("audio", {"keep_partial": True}).extract(utt)
     assert result.values.shape == (len(audio), 1)
     assert result.pooled[0] == pytest.approx(len(audio) / 16000)
     # The segment must still lie inside what decoded.
-    with pytest.raises(ExtractionError, match="ends at"):
+    with pytest.raises(MediaError, match="ends at"):
         load_audio(str(cut), 16000, 0.0, seconds, keep_partial=True)
 
 
@@ -211,7 +213,7 @@ def test_short_speech_in_long_silence_is_accepted(shared_media: Path, tmp_path: 
     padded = np.concatenate([speech, np.zeros(60 * 44100, np.float32)])
     path = tmp_path / "speech_then_silence.wav"
     sf.write(str(path), padded, 44100)
-    result = prepare_audio(Utterance("quiet", str(path), None, None, None, ""), {})
+    result = build("audio", {}).extract(Utterance("quiet", str(path), None, None, None, ""))
     assert result.values.shape[0] == 63 * 16000
     assert result.pooled[1] < 0.05  # active_ratio: under today's old 5 % threshold
     assert 1.0 < result.pooled[4] < 3.0  # speech_s
@@ -220,15 +222,15 @@ def test_short_speech_in_long_silence_is_accepted(shared_media: Path, tmp_path: 
 def test_continuous_loud_speech_is_accepted(shared_data: Path) -> None:
     # EmoDB anger: loud throughout, so the clip's noise floor is speech itself.
     for name in ("15b03Aa.wav", "03a01Wa.wav"):
-        prepare_audio(Utterance(name, str(shared_data / "emodb" / "wav" / name), None, None, None,
-                                ""), {})
+        build("audio", {}).extract(Utterance(name, str(shared_data / "emodb" / "wav" / name), None, None, None,
+                                ""))
 
 
 def test_quiet_studio_speech_is_accepted(shared_data: Path) -> None:
     # RAVDESS speech peaking near -48 dBFS over a -90 dBFS floor: rejected under the old -45 dBFS
     # frame threshold, though it is plainly speech.
     path = shared_data / "ravdess" / "Actor_05" / "03-01-04-01-01-01-05.flac"
-    result = prepare_audio(Utterance("ravdess", str(path), None, None, None, ""), {})
+    result = build("audio", {}).extract(Utterance("ravdess", str(path), None, None, None, ""))
     assert result.pooled[2] < -45.0  # peak_dbfs
     assert result.pooled[4] > 0.25  # speech_s
 
@@ -257,14 +259,14 @@ def test_non_speech_is_rejected(tmp_path: Path, kind: str) -> None:
     sf.write(str(path), _synthetic(kind), 16000)
     with pytest.raises(ExtractionError, match=r"no speech: longest voiced segment [\d.]+ s "
                                               r"\(need 0\.25 s\), loudest 30 ms frame"):
-        prepare_audio(Utterance(kind, str(path), None, None, None, ""), {})
+        build("audio", {}).extract(Utterance(kind, str(path), None, None, None, ""))
 
 
 def test_segment_after_the_end_says_so(shared_media: Path, tmp_path: Path) -> None:
     import soundfile as sf
     path = tmp_path / "speech.wav"
     sf.write(str(path), _speech(shared_media, 5.0), 44100)
-    with pytest.raises(ExtractionError, match="ends before the segment start 100.00 s"):
+    with pytest.raises(MediaError, match="ends before the segment start 100.00 s"):
         load_audio(str(path), 16000, 100.0, 101.0)  # the seek lands past the end: nothing decodes
-    with pytest.raises(ExtractionError, match="ends at 11.00 s, before the segment end 101.00 s"):
+    with pytest.raises(MediaError, match="ends at 11.00 s, before the segment end 101.00 s"):
         load_audio(str(shared_media / "jfk.flac"), 16000, 100.0, 101.0)  # the last frames decode

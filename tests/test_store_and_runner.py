@@ -69,7 +69,7 @@ def _run(tmp: Path, manifest: Path, extractor: str, params: dict):
     audio = tmp / "f" / "audio" / "shard=0.parquet"
     return run_extractor_shard(manifest, 0, extractor, params, tmp / "f" / extractor / "shard=0.parquet",
                                tmp / "cache" / extractor / "shard=0.parquet",
-                               audio if extractor != "audio" else None, "t")
+                               {"audio": audio} if extractor not in ("audio", "text") else None, "t")
 
 
 def test_runner_reuses_unchanged_utterances(tmp_path: Path, small_corpus: tuple[Path, Path]) -> None:
@@ -92,7 +92,7 @@ def test_runner_reuses_unchanged_utterances(tmp_path: Path, small_corpus: tuple[
     restored, cached = tmp_path / "f" / "egemaps" / "shard=0.parquet", tmp_path / "cache" / "egemaps" / "shard=0.parquet"
     assert restored.stat().st_mtime_ns == cached.stat().st_mtime_ns and not restored.samefile(cached)
     other = run_extractor_shard(manifest, 0, "egemaps", {"step_s": 0.02}, tmp_path / "g" / "shard=0.parquet",
-                                cached, tmp_path / "f" / "audio" / "shard=0.parquet", "t")
+                                cached, {"audio": tmp_path / "f" / "audio" / "shard=0.parquet"}, "t")
     assert other.reused == 5
     mtime = cached.stat().st_mtime_ns
     os.utime(tmp_path / "g" / "shard=0.parquet", ns=(mtime + 10**9, mtime + 10**9))
@@ -133,11 +133,12 @@ def test_restore_puts_back_only_an_unchanged_partition(tmp_path: Path, small_cor
     out, cache = tmp_path / "f" / "egemaps" / "shard=0.parquet", tmp_path / "cache" / "egemaps" / "shard=0.parquet"
     audio = tmp_path / "f" / "audio" / "shard=0.parquet"
     out.unlink()
-    assert not restore_unchanged(rows, "egemaps", {"step_s": 0.04}, out, cache, audio)  # params
-    assert not restore_unchanged(rows[:-1], "egemaps", {"step_s": 0.02}, out, cache, audio)  # rows
+    stores = {"audio": audio}
+    assert not restore_unchanged(rows, "egemaps", {"step_s": 0.04}, out, cache, stores)  # params
+    assert not restore_unchanged(rows[:-1], "egemaps", {"step_s": 0.02}, out, cache, stores)  # rows
     assert not restore_unchanged(rows, "egemaps", {"step_s": 0.02}, out, cache, None)  # no audio store
     assert not out.exists()
-    assert restore_unchanged(rows, "egemaps", {"step_s": 0.02}, out, cache, audio)
+    assert restore_unchanged(rows, "egemaps", {"step_s": 0.02}, out, cache, stores)
     assert out.stat().st_mtime_ns == cache.stat().st_mtime_ns
     # A media file the audio stage reads is touched: its partition is not restored.
     audio_cache = tmp_path / "cache" / "audio" / "shard=0.parquet"
@@ -165,16 +166,9 @@ def test_moving_an_extractor_to_another_device_re_extracts_nothing(tmp_path: Pat
     assert _run(tmp_path, manifest, "text", {"device": "cpu", "max_tokens": 16}).processed == 3
 
 
-def wrong_names(params) -> tuple[list[str], list[str]]:
-    """Declares one column too few (for the test below)."""
-    return [f"x{i}" for i in range(24)], [f"p{i}" for i in range(88)]
-
-
 def test_declared_names_are_stored_once_and_checked(tmp_path: Path, small_corpus: tuple[Path, Path],
                                                     monkeypatch) -> None:
-    import dataclasses
-
-    from affectflow.features import registry
+    from affectflow.features.extractors.acoustic import Egemaps
 
     _, manifest = small_corpus
     _run(tmp_path, manifest, "audio", {})
@@ -183,8 +177,8 @@ def test_declared_names_are_stored_once_and_checked(tmp_path: Path, small_corpus
     assert len(provenance["value_names"]) == 25 and provenance["value_names"][0] == "Loudness_sma3"
     assert len(provenance["pooled_names"]) == 88
     assert "x_feature_names" not in pq.read_schema(tmp_path / "f" / "egemaps" / "shard=0.parquet").names
-    spec = dataclasses.replace(registry.EXTRACTORS["egemaps"], names_target="test_store_and_runner:wrong_names")
-    monkeypatch.setitem(registry.EXTRACTORS, "egemaps", spec)
+    # One sequence column too few declared:
+    monkeypatch.setattr(Egemaps, "names", lambda self: ([f"x{i}" for i in range(24)], [f"p{i}" for i in range(88)]))
     stats = _run(tmp_path, manifest, "egemaps", {"step_s": 0.03})
     assert all("returned 25 sequence and 88 pooled columns, declared 24 and 88" in r
                for u, r in stats.rejected.items() if u != "pexels")

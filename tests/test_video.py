@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from affectflow.features.base import ExtractionError
+from affectflow.media.errors import MediaError
 from affectflow.media.video import iter_video_frames, probe_media, read_video_frames
 
 pytestmark = pytest.mark.shared_data
@@ -100,9 +100,9 @@ def test_stream_not_starting_at_zero(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ExtractionError, match="not found"):
+    with pytest.raises(MediaError, match="not found"):
         read_video_frames(str(tmp_path / "nope.mp4"), fps=5)
-    with pytest.raises(ExtractionError, match="not found"):
+    with pytest.raises(MediaError, match="not found"):
         probe_media(str(tmp_path / "nope.mp4"))
 
 
@@ -111,7 +111,7 @@ def test_truncated_mp4_with_index_at_the_end(shared_media: Path, tmp_path: Path)
     data = (shared_media / OBAMA).read_bytes()
     cut = tmp_path / "half.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ExtractionError, match="corrupt/truncated"):
+    with pytest.raises(MediaError, match="corrupt/truncated"):
         read_video_frames(str(cut), fps=5)
 
 
@@ -120,7 +120,7 @@ def test_truncated_mp4_with_index_first(shared_media: Path, tmp_path: Path) -> N
     data = (shared_media / WOLFGANG).read_bytes()
     cut = tmp_path / "half.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ExtractionError, match=r"stops at 9\.\d+ s .* truncated"):
+    with pytest.raises(MediaError, match=r"stops at 9\.\d+ s .* truncated"):
         read_video_frames(str(cut), fps=5)
     times, _ = read_video_frames(str(cut), fps=5, start_s=1.0, end_s=3.0)  # intact part: fine
     assert len(times) == 10
@@ -129,19 +129,19 @@ def test_truncated_mp4_with_index_first(shared_media: Path, tmp_path: Path) -> N
 def test_garbage_and_empty_files(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, np.uint8).tobytes())
-    with pytest.raises(ExtractionError, match="cannot"):
+    with pytest.raises(MediaError, match="cannot"):
         read_video_frames(str(garbage), fps=5)
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    with pytest.raises(ExtractionError, match="empty"):
+    with pytest.raises(MediaError, match="empty"):
         read_video_frames(str(empty), fps=5)
 
 
 def test_no_video_stream_and_bad_segments(shared_media: Path) -> None:
-    with pytest.raises(ExtractionError, match="no video stream"):
+    with pytest.raises(MediaError, match="no video stream"):
         read_video_frames(str(shared_media / "jfk.flac"), fps=5)
     path = str(shared_media / OBAMA)
-    with pytest.raises(ExtractionError, match="empty segment"):
+    with pytest.raises(MediaError, match="empty segment"):
         read_video_frames(path, fps=5, start_s=3.0, end_s=3.0)
-    with pytest.raises(ExtractionError, match="starts after the video"):
+    with pytest.raises(MediaError, match="starts after the video"):
         read_video_frames(path, fps=5, start_s=30.0, end_s=35.0)

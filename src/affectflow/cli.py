@@ -59,10 +59,16 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
+    from affectflow.features.registry import get_extractor
     from affectflow.features.runner import run_extractor_shard
 
+    names = get_extractor(args.extractor).stores()
+    if len(args.upstream) != len(names):
+        raise SystemExit(f"extract: {args.extractor} reads the stores {list(names)}; got "
+                         f"{len(args.upstream)} --upstream partitions")
     stats = run_extractor_shard(args.manifest, args.shard, args.extractor, _json(args.params),
-                                args.output, args.cache or None, args.audio_store or None, args.corpus)
+                                args.output, args.cache or None, dict(zip(names, args.upstream)),
+                                args.corpus)
     for utt_id, reason in stats.rejected.items():
         log.info("rejected %s: %s", utt_id, reason)
     print(stats.to_line(), flush=True)
@@ -134,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   ("--manifest", {"required": True}),
                                   ("--shard", {"type": int, "required": True}),
                                   ("--params", {"default": "{}"}), ("--output", {"required": True}),
-                                  ("--cache", {"default": ""}), ("--audio-store", {"default": None})]),
+                                  ("--cache", {"default": ""}),
+                                  ("--upstream", {"nargs": "*", "default": [],
+                                                  "help": "the partition of each store the "
+                                                          "extractor reads, in its declared order"})]),
         "rejected": (cmd_rejected, [("--ingest", {"required": True}), ("--stores", {"nargs": "*", "default": []}),
                                     ("--corpus", {"required": True}), ("--manifest", {"required": True}),
                                     ("--output", {"required": True}), ("--summary", {"required": True})]),

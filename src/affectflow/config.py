@@ -6,17 +6,21 @@ on errors, raises `ConfigError` with one line per error (at most `MAX_ERRORS`), 
 place in the config (e.g. `training.models[0]`), the wrong key or value, and the allowed keys or
 values. oneOf/anyOf errors are reduced to the branch that matches the value's type, so a model
 entry 'svn' reports the enum of models rather than "is not valid under any of the given schemas".
-A valid config is then passed to `snakemake.utils.validate`, which fills the schema's defaults,
-so behaviour on valid configs is unchanged.
+The schema file holds everything but the extractors: their names and parameter blocks (and the
+`media` section, media prep's parameters) are generated from the extractor registry by
+`with_registry`, so the schema, the workflow and the code cannot disagree. A valid config then
+gets the schema's defaults filled in (jsonschema's documented `extend_with_default`, as
+`snakemake.utils.validate` does).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from jsonschema.validators import validator_for
 
@@ -28,9 +32,33 @@ class ConfigError(ValueError):
     """The config does not match the schema; the message has one short line per error."""
 
 
+def load_schema(schema_path: str | Path) -> dict:
+    """The config schema: the file, with the registry's extractor parts filled in."""
+    return with_registry(yaml.safe_load(Path(schema_path).read_text()))
+
+
+def with_registry(schema: dict) -> dict:
+    """Fill the extractor names and parameter blocks (and the media section) from the registry."""
+    from affectflow.features.registry import schema_blocks
+
+    blocks = schema_blocks()
+    top = schema["properties"]
+    top["media"]["properties"] = blocks["media"]["properties"]
+    top["extractors"]["properties"] = blocks["extractors"]
+    corpus = top["corpora"]["additionalProperties"]["properties"]
+    corpus["extractors"]["items"]["enum"] = blocks["names"]
+    corpus["extractor_params"]["properties"] = {
+        name: {**block, "properties": {k: {x: v for x, v in p.items() if x != "default"}
+                                       for k, p in block["properties"].items()}}
+        for name, block in blocks["extractors"].items()}
+    by_name, by_entry = top["training"]["properties"]["modalities"]["additionalProperties"]["oneOf"]
+    by_name["enum"] = by_entry["properties"]["extractor"]["enum"] = blocks["names"]
+    return schema
+
+
 def validate_config(config: dict, schema_path: str | Path) -> None:
     """Raise ConfigError listing the config's errors; else fill the schema's defaults into it."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     validator = validator_for(schema, default=Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=_place)
     if errors:
@@ -38,9 +66,21 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
         if len(lines) > MAX_ERRORS:
             lines = lines[:MAX_ERRORS] + [f"... and {len(lines) - MAX_ERRORS} more config errors"]
         raise ConfigError("\n".join(lines))
-    from snakemake.utils import validate
+    _with_defaults(type(validator))(schema).validate(config)
 
-    validate(config, str(Path(schema_path).resolve()), set_default=True)
+
+def _with_defaults(validator_class: type) -> type:
+    """The validator class that also sets each property's schema default where it is missing."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
 
 
 def _place(error: ValidationError) -> list[str]:

@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 from affectflow.config import ConfigError, validate_config
-from affectflow.features.registry import EXTRACTORS as EXTRACTOR_SPECS, get_extractor
+from affectflow.features.registry import get_extractor, upstream
 
 min_version("9.0")
 
@@ -25,8 +25,6 @@ RESULTS = config["results_dir"]
 CACHE = config["cache_dir"]
 CORPORA = list(config["corpora"])
 EXTRACTORS = list(config.get("extractors", {}))
-# Extractors that read media prep's audio store (declared by each extractor in the registry).
-AUDIO_EXTRACTORS = {name for name, spec in EXTRACTOR_SPECS.items() if spec.needs_audio}
 # Model runs by id: an architecture, the modalities it reads (None: all) and its own
 # hyper-parameters over training.hparams.
 MODEL_SPECS = {
@@ -128,16 +126,18 @@ def run_results(wildcards):
 
 
 def extractor_settings(corpus, extractor):
-    """An extractor's parameters for a corpus: the global ones, updated by the corpus's own."""
+    """An extractor's parameters for a corpus: the global ones, updated by the corpus's own
+    (media prep's are the `media` section)."""
+    if extractor == "audio":
+        return as_json(config.get("media", {}))
     own = corpus_config(corpus).get("extractor_params", {}).get(extractor, {})
     return as_json({**config["extractors"].get(extractor, {}), **own})
 
 
 def corpus_extractors(corpus):
-    """Extractors run on a corpus (all configured ones unless the corpus names its own), plus
-    media prep when any of them reads audio."""
-    chosen = corpus_config(corpus).get("extractors", EXTRACTORS)
-    return (["audio"] if AUDIO_EXTRACTORS & set(chosen) else []) + list(chosen)
+    """Extractors run on a corpus (all configured ones unless the corpus names its own), after
+    the stores they read (media prep for the audio ones), as each extractor declares."""
+    return upstream(list(corpus_config(corpus).get("extractors", EXTRACTORS)))
 
 
 def corpus_store_files(corpus):
@@ -168,15 +168,16 @@ def _may_write():
 def _restore_from_cache(corpus, extractor, missing):
     from affectflow.features.runner import restore_unchanged
 
-    if get_extractor(extractor).needs_audio:
-        store_files(corpus, "audio")  # its partitions first: their signatures are inputs here
-    params = config.get("media", {}) if extractor == "audio" else json.loads(extractor_settings(corpus, extractor))
+    for store in get_extractor(extractor).stores():
+        store_files(corpus, store)  # their partitions first: their signatures are inputs here
+    params = json.loads(extractor_settings(corpus, extractor))
     path = checkpoints.ingest.get(corpus=corpus).output.manifest
     rows = _manifest_rows(path, os.stat(path).st_mtime_ns)
     for shard, output in missing:
         cache = f"{CACHE}/{corpus}/{extractor}/shard={shard}.parquet"
-        audio = f"{RESULTS}/{corpus}/features/audio/shard={shard}.parquet"
-        if os.path.exists(cache) and restore_unchanged(rows[shard], extractor, params, output, cache, audio):
+        stores = {name: f"{RESULTS}/{corpus}/features/{name}/shard={shard}.parquet"
+                  for name in get_extractor(extractor).stores()}
+        if os.path.exists(cache) and restore_unchanged(rows[shard], extractor, params, output, cache, stores):
             print(f"affectflow: restored {output} from the cache (nothing it depends on changed)",
                   file=sys.stderr)
 
@@ -235,10 +236,10 @@ def ingest_encoding(wildcards):
     return corpus_config(wildcards.corpus).get("encoding", "utf-8")
 
 
-def extractor_audio_input(wildcards):
-    if wildcards.extractor in AUDIO_EXTRACTORS:
-        return f"{RESULTS}/{wildcards.corpus}/features/audio/shard={wildcards.shard}.parquet"
-    return []
+def extractor_store_inputs(wildcards):
+    """The same shard's partition of every store the extractor reads, in its declared order."""
+    return [f"{RESULTS}/{wildcards.corpus}/features/{name}/shard={wildcards.shard}.parquet"
+            for name in get_extractor(wildcards.extractor).stores()]
 
 
 def modality_stores(wildcards):

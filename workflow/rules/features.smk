@@ -5,7 +5,7 @@
 rule extract:
     input:
         manifest=ancient(f"{RESULTS}/{{corpus}}/manifest.parquet"),
-        audio=extractor_audio_input,
+        upstream=extractor_store_inputs,
     output:
         f"{RESULTS}/{{corpus}}/features/{{extractor}}/shard={{shard}}.parquet",
     wildcard_constraints:
@@ -27,7 +27,7 @@ rule extract:
     shell:
         "{params.cli} extract --extractor {wildcards.extractor:q} --corpus {wildcards.corpus:q}"
         " --manifest {input.manifest:q} --shard {wildcards.shard:q} --params {params.settings:q}"
-        " --output {output:q} --cache={params.cache:q} --audio-store={input.audio:q} > {log:q} 2>&1"
+        " --output {output:q} --cache={params.cache:q} --upstream {input.upstream:q} > {log:q} 2>&1"
 
 
 rule rejected:

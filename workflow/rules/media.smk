@@ -10,7 +10,7 @@ rule prep_audio:
     params:
         cli=AFFECTFLOW,
         digest=lambda w: shard_digest(w.corpus, "audio", w.shard),
-        settings=as_json(config.get("media", {})),
+        settings=lambda w: extractor_settings(w.corpus, "audio"),
         cache=f"{CACHE}/{{corpus}}/audio/shard={{shard}}.parquet",
     conda:
         "../../envs/media.yaml"

@@ -1,20 +1,45 @@
-"""The contract every extractor follows: one utterance in, one `FeatureResult` out.
+"""The contract every extractor follows: a registered class, utterances in, `FeatureResult`s out.
 
-An extractor is a plain function ``extract(utt: Utterance, params: Mapping) -> FeatureResult``
-registered in `affectflow.features.registry`. It raises `ExtractionError` with a short,
-human-readable reason when the utterance cannot give this feature (no face, no speech, corrupt
-media...); the shard runner records the reason in the rejected table and goes on with the rest.
-It raises `NotApplicable` when the utterance has no input of the kind it reads (the face
-extractor on an audio-only row): that is not a failure, so it is counted apart and kept out of
-the rejected table.
+An extractor is a subclass of `Extractor` in `affectflow.features.extractors`, registered with
+`@register`. It declares its name, version and modality; its parameters as a `config_type`
+dataclass (`affectflow.features.params`: the defaults, the schema, the cache key); what it reads
+(`inputs`: manifest inputs such as ``media_audio``, ``video``, ``transcript``, ``words``,
+``context``, or other stores by name, e.g. ``audio`` for media prep's decoded samples); its
+column names (`names`); and `extract(utterance)`, or `extract_batch(utterances)` when it
+batches (then `batch_call` says how many utterances the shard runner hands it per call).
+
+`extract` raises `ExtractionError` with a short, human-readable reason when the utterance cannot
+give this feature (no face, no speech, corrupt media...); the shard runner records the reason in
+the rejected table and goes on with the rest. It raises `NotApplicable` when the utterance has
+no input of the kind it reads (the face extractor on an audio-only row): that is not a failure,
+so it is counted apart and kept out of the rejected table.
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, ClassVar, Generic, Mapping, Sequence, TypeVar
 
 import numpy as np
+
+from affectflow.features.params import parse_config, runtime_names
+from affectflow.media.errors import MediaError
+
+log = logging.getLogger(__name__)
+C = TypeVar("C")
+REGISTERED: dict[str, type["Extractor"]] = {}  # name → class, filled by @register
+# What an utterance can hand an extractor from its manifest row: for each input, the fields
+# the values depend on (its cache key) and the media files read (the first filled one of each
+# entry), whose size and mtime count too.
+MANIFEST_INPUTS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
+    "media_audio": (("audio_path", "video_path", "start_s", "end_s"), (("audio_path", "video_path"),)),
+    "video": (("video_path", "start_s", "end_s"), (("video_path",),)),
+    "transcript": (("transcript",), ()),
+    "words": (("words",), ()),
+    "context": (("context",), ()),
+}
 
 
 NOT_APPLICABLE = "not applicable: "  # how a NotApplicable reason starts in a store's `reason`
@@ -56,9 +81,12 @@ class Utterance:
     # Decoded 16 kHz mono float32 audio from the media-prep stage, when the extractor needs it.
     audio: np.ndarray | None = None
     sample_rate: int = 16000
+    # The rows of the other stores the extractor declares as inputs, by store name.
+    stores: Mapping[str, "FeatureResult"] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], audio: np.ndarray | None = None) -> "Utterance":
+    def from_row(cls, row: Mapping[str, Any], audio: np.ndarray | None = None,
+                 stores: Mapping[str, "FeatureResult"] | None = None) -> "Utterance":
         """Build from a manifest row (a dict or a pandas Series)."""
 
         def opt_str(key: str) -> str | None:
@@ -91,6 +119,7 @@ class Utterance:
             context=opt_str("context") or "",
             words=words,
             audio=audio,
+            stores=dict(stores or {}),
         )
 
 
@@ -119,3 +148,82 @@ class FeatureResult:
                 raise ValueError(
                     f"times has {len(self.times)} steps but values has shape {self.values.shape}"
                 )
+
+
+class Extractor(Generic[C]):
+    """One feature extractor: declared metadata, a typed config, `extract` / `extract_batch`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    modality: ClassVar[str]  # audio, text or video: what a training modality of it is called
+    description: ClassVar[str]  # one line, shown in the config schema
+    config_type: ClassVar[type]
+    inputs: ClassVar[tuple[str, ...]]  # MANIFEST_INPUTS keys and store names
+    batch_call: ClassVar[int] = 1  # utterances per extract_batch call from the shard runner
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "Extractor[C]":
+        """The extractor with `params` over its config's defaults (ValueError naming a bad key)."""
+        return cls(parse_config(cls.config_type, params, f"extractors.{cls.name}"))
+
+    @classmethod
+    def runtime(cls) -> tuple[str, ...]:
+        """Parameters that change how, not what, is computed: outside the cache key."""
+        return runtime_names(cls.config_type)
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        """Manifest fields the values depend on (part of each row's signature)."""
+        return tuple(f for name in cls.inputs if name in MANIFEST_INPUTS for f in MANIFEST_INPUTS[name][0])
+
+    @classmethod
+    def media(cls) -> tuple[tuple[str, ...], ...]:
+        """Media files read: per entry, the first of those fields a row fills."""
+        return tuple(m for name in cls.inputs if name in MANIFEST_INPUTS for m in MANIFEST_INPUTS[name][1])
+
+    @classmethod
+    def stores(cls) -> tuple[str, ...]:
+        """The other stores read (inputs that are not manifest inputs), in declaration order."""
+        return tuple(name for name in cls.inputs if name not in MANIFEST_INPUTS)
+
+    def names(self) -> tuple[list[str], list[str]] | None:
+        """(sequence, pooled) column names for this config; None when not declared."""
+        return None
+
+    def extract(self, utt: Utterance) -> "FeatureResult":
+        """The features of one utterance (ExtractionError / NotApplicable when there are none)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither extract nor extract_batch")
+
+    def extract_batch(self, utts: Sequence[Utterance]) -> list["FeatureResult | ExtractionError"]:
+        """One result or error per utterance, in order; a failure costs only its utterance."""
+        out: list[FeatureResult | ExtractionError] = []
+        for utt in utts:
+            try:
+                out.append(self.extract(utt))
+            except ExtractionError as error:
+                out.append(error)
+            except MediaError as error:
+                out.append(ExtractionError(error.reason))
+            except Exception as error:  # one broken clip must never sink a corpus
+                reason = f"{self.name} failed: {type(error).__name__}: {error}"
+                log.error("utterance %s: %s\n%s", utt.utt_id, reason, traceback.format_exc())
+                out.append(ExtractionError(reason))
+        return out
+
+
+E = TypeVar("E", bound=type[Extractor])
+
+
+def register(cls: E) -> E:
+    """Class decorator: make `cls` an extractor of the pipeline under `cls.name`."""
+    for attribute in ("name", "version", "modality", "description", "config_type", "inputs"):
+        if not hasattr(cls, attribute):
+            raise TypeError(f"extractor {cls.__name__} does not declare `{attribute}`")
+    if REGISTERED.get(cls.name, cls) is not cls:
+        raise ValueError(f"two extractors are named {cls.name!r}: {REGISTERED[cls.name].__name__} "
+                         f"and {cls.__name__}")
+    REGISTERED[cls.name] = cls
+    return cls

@@ -1,95 +1,69 @@
-"""The extractors the pipeline knows, by name; imported lazily so a job loads only its own."""
+"""The extractors the pipeline knows, by name: every class registered with `affectflow.features.base.register` of a module in
+`affectflow.features.extractors` (adding an extractor is adding a file there).
+
+The config schema's extractor lists and parameter blocks (`schema_blocks`) and the workflow's
+wiring (which stores a job reads) come from here. Extractor modules import their heavy
+libraries (torch, openSMILE, MediaPipe, CTranslate2) inside their methods, so the workflow can
+import every module when it plans, and a job still loads only what its extractor uses.
+"""
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+import pkgutil
+from typing import Any, Mapping
 
-from affectflow.features.base import FeatureResult, Utterance
+from affectflow.features.base import REGISTERED, Extractor
+from affectflow.features.params import config_schema
 
-ExtractFunction = Callable[[Utterance, Mapping[str, Any]], FeatureResult]
-BatchFunction = Callable[[Sequence[Utterance], Mapping[str, Any]], list]
-
-
-def _load(target: str) -> Any:
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
+MEDIA_PREP = "audio"  # the store of decoded samples, configured by the `media` section
 
 
-@dataclass(frozen=True)
-class ExtractorSpec:
-    """How to run one extractor: where its function lives, its version, what input it needs."""
-
-    name: str
-    target: str  # "module:function"
-    version_attr: str  # "module:CONSTANT" holding the extractor's version string
-    needs_audio: bool  # reads the media-prep audio store rather than the media files
-    modality: str  # audio, text, video
-    fields: tuple[str, ...] = ()  # manifest fields the output depends on (its cache key)
-    # The media files it reads, whose size and mtime count too: per entry, the first of those
-    # fields that a row fills is the file read (audio comes from audio_path, else the video).
-    media: tuple[tuple[str, ...], ...] = ()
-    runtime: tuple[str, ...] = ()  # parameters that do not change the values (not in the cache key)
-    # "module:function" taking a list of utterances, returning a FeatureResult or an
-    # ExtractionError per utterance: one call for a whole shard, batched inside.
-    batch_target: str | None = None
-    # "module:function" (params → (sequence names, pooled names)): the declared columns, stored
-    # once per partition and checked against every result.
-    names_target: str | None = None
-
-    def function(self) -> ExtractFunction:
-        return _load(self.target)
-
-    def batch_function(self) -> BatchFunction | None:
-        return _load(self.batch_target) if self.batch_target else None
-
-    def names(self, params: Mapping[str, Any]) -> tuple[list[str], list[str]] | None:
-        """The declared (sequence, pooled) column names for these parameters, if declared."""
-        return _load(self.names_target)(params) if self.names_target else None
-
-    @property
-    def version(self) -> str:
-        module, name = self.version_attr.split(":")
-        return str(getattr(importlib.import_module(module), name))
+def _discover() -> dict[str, type[Extractor]]:
+    package = importlib.import_module("affectflow.features.extractors")
+    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+        importlib.import_module(f"{package.__name__}.{module}")
+    return dict(sorted(REGISTERED.items()))
 
 
-EXTRACTORS: dict[str, ExtractorSpec] = {
-    spec.name: spec
-    for spec in (
-        ExtractorSpec("audio", "affectflow.media.audio:prepare_audio",
-                      "affectflow.media.audio:AUDIO_PREP_VERSION", False, "audio",
-                      fields=("audio_path", "video_path", "start_s", "end_s"),
-                      media=(("audio_path", "video_path"),),
-                      names_target="affectflow.media.audio:audio_store_names"),
-        ExtractorSpec("egemaps", "affectflow.features.acoustic:extract_egemaps",
-                      "affectflow.features.acoustic:EGEMAPS_VERSION", True, "audio",
-                      names_target="affectflow.features.acoustic:egemaps_store_names"),
-        ExtractorSpec("compare", "affectflow.features.acoustic:extract_compare",
-                      "affectflow.features.acoustic:COMPARE_VERSION", True, "audio",
-                      names_target="affectflow.features.acoustic:compare_store_names"),
-        ExtractorSpec("logmel", "affectflow.features.acoustic:extract_logmel",
-                      "affectflow.features.acoustic:LOGMEL_VERSION", True, "audio",
-                      names_target="affectflow.features.acoustic:logmel_store_names"),
-        ExtractorSpec("text", "affectflow.features.text:extract_text",
-                      "affectflow.features.text:TEXT_VERSION", False, "text",
-                      fields=("transcript", "context", "words"), runtime=("device",)),
-        ExtractorSpec("whisper", "affectflow.features.whisper:extract_whisper",
-                      "affectflow.features.whisper:WHISPER_VERSION", True, "audio",
-                      runtime=("device", "batch_size", "cpu_threads"),
-                      batch_target="affectflow.features.whisper:extract_whisper_batch",
-                      names_target="affectflow.features.whisper:whisper_store_names"),
-        ExtractorSpec("face", "affectflow.features.face:extract_face",
-                      "affectflow.features.face:FACE_EXTRACTOR_VERSION", False, "video",
-                      fields=("video_path", "start_s", "end_s"), media=(("video_path",),),
-                      names_target="affectflow.features.face:face_store_names"),
-    )
-}
+EXTRACTORS: dict[str, type[Extractor]] = _discover()
 
 
-def get_extractor(name: str) -> ExtractorSpec:
-    """The spec for `name`, with a message listing the known ones otherwise."""
+def get_extractor(name: str) -> type[Extractor]:
+    """The class registered as `name`, with a message listing the known ones otherwise."""
     try:
         return EXTRACTORS[name]
     except KeyError:
         raise KeyError(f"unknown extractor {name!r}; known: {', '.join(sorted(EXTRACTORS))}") from None
+
+
+def build(name: str, params: Mapping[str, Any]) -> Extractor:
+    """The extractor `name` configured with `params` (missing ones take their defaults)."""
+    return get_extractor(name).from_params(params)
+
+
+def feature_extractors() -> list[str]:
+    """The extractors a config chooses from (all but media prep, which runs when one reads it)."""
+    return [name for name in EXTRACTORS if name != MEDIA_PREP]
+
+
+def upstream(names: list[str]) -> list[str]:
+    """`names` with every store they read, transitively, each before its readers."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        for store in get_extractor(name).stores():
+            visit(store)
+        if name not in ordered:
+            ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
+
+
+def schema_blocks() -> dict[str, Any]:
+    """The generated parts of the config schema: each extractor's parameter block, the media
+    section (media prep's parameters), and the list of extractor names."""
+    blocks = {name: config_schema(cls.config_type, cls.description) for name, cls in EXTRACTORS.items()}
+    return {"media": blocks.pop(MEDIA_PREP), "extractors": blocks, "names": feature_extractors()}

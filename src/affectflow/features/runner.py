@@ -16,10 +16,9 @@ import logging
 import os
 import shutil
 import time
-import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,14 +27,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from affectflow.atomic import atomic_path
-from affectflow.features.base import (ExtractionError, FeatureResult, NotApplicable, Utterance,
-                                     is_not_applicable)
+from affectflow.features.base import (ExtractionError, Extractor, FeatureResult, NotApplicable,
+                                     Utterance, is_not_applicable)
 from affectflow.features.progress import Progress
-from affectflow.features.registry import ExtractorSpec, get_extractor
-from affectflow.features.store import METADATA_KEY, Provenance, StoreRow, read_provenance, rows_to_table
+from affectflow.features.registry import MEDIA_PREP, build
+from affectflow.features.store import (METADATA_KEY, Provenance, StoreRow, read_provenance,
+                                       read_results, rows_to_table)
 
 STATS_PREFIX = "AFFECTFLOW_STATS "
-BATCH_CALL = 64  # utterances handed to a batch extractor per call
 log = logging.getLogger(__name__)
 
 
@@ -79,17 +78,17 @@ def media_signature(paths: list[str | None]) -> str:
     return ";".join(parts)
 
 
-def row_fingerprint(row: Mapping[str, Any], spec: ExtractorSpec) -> str:
+def row_fingerprint(row: Mapping[str, Any], spec: type[Extractor]) -> str:
     """Hash of what one extractor's output for a manifest row depends on: the fields it reads
     and, for media it reads, the files' current signatures (so a changed file re-extracts its
     utterances, and only for the extractors that read it)."""
     payload: dict[str, Any] = {}
-    for name in spec.fields:
+    for name in spec.fields():
         value = row.get(name)
         if name == "words":
             value = None if value is None or isinstance(value, float) else [dict(w) for w in value]
         payload[name] = value
-    payload["media"] = media_signature([_first_filled(row, names) for names in spec.media])
+    payload["media"] = media_signature([_first_filled(row, names) for names in spec.media()])
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -98,7 +97,7 @@ def _first_filled(row: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
     return next((row[n] for n in names if isinstance(row.get(n), str) and row[n]), None)
 
 
-def shard_digest(rows: list[Mapping[str, Any]], spec: ExtractorSpec) -> str:
+def shard_digest(rows: list[Mapping[str, Any]], spec: type[Extractor]) -> str:
     """Digest of one shard's rows as `spec` sees them: a shard job's parameter in the workflow,
     so Snakemake re-runs exactly the shards whose rows (or media files) changed."""
     hasher = hashlib.sha256()
@@ -111,20 +110,46 @@ def _signature(params_hash: str, fingerprint: str, upstream: str = "") -> str:
     return hashlib.sha256(f"{params_hash}|{fingerprint}|{upstream}".encode()).hexdigest()[:20]
 
 
-def _load_audio_store(path: str | os.PathLike[str], utt_ids: list[str]) -> dict[str, tuple]:
-    """utt_id → (ok, reason, input_sig, samples) from a media-prep partition."""
-    table = pq.read_table(path, columns=["utt_id", "ok", "reason", "input_sig", "values"])
-    out: dict[str, tuple] = {}
-    wanted = set(utt_ids)
-    for i, utt_id in enumerate(table["utt_id"].to_pylist()):
-        if utt_id not in wanted:
-            continue
-        ok = table["ok"][i].as_py()
-        samples = None
-        if ok:
-            samples = table["values"][i].values.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-        out[utt_id] = (ok, table["reason"][i].as_py(), table["input_sig"][i].as_py(), samples)
-    return out
+@dataclass
+class Upstream:
+    """One store a job reads: per utterance (ok, reason, input_sig, payload), where the payload is
+    the samples for media prep's store and the FeatureResult for any other."""
+
+    name: str
+    rows: dict[str, tuple[bool, str | None, str, Any]]
+
+
+def load_upstream(name: str, path: str | os.PathLike[str], utt_ids: Sequence[str]) -> Upstream:
+    """The rows of `utt_ids` in one partition of the store `name`."""
+    if name == MEDIA_PREP:
+        table = pq.read_table(path, columns=["utt_id", "ok", "reason", "input_sig", "values"])
+        wanted = set(utt_ids)
+        rows: dict[str, tuple] = {}
+        for i, utt_id in enumerate(table["utt_id"].to_pylist()):
+            if utt_id not in wanted:
+                continue
+            ok = table["ok"][i].as_py()
+            samples = None
+            if ok:
+                samples = table["values"][i].values.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+            rows[utt_id] = (ok, table["reason"][i].as_py(), table["input_sig"][i].as_py(), samples)
+        return Upstream(name, rows)
+    return Upstream(name, read_results(path, utt_ids))
+
+
+def _upstream_signatures(upstream: Sequence[Upstream]) -> dict[str, str]:
+    """utt_id → the input signatures of its rows in every store read, joined."""
+    joined: dict[str, list[str]] = {}
+    for store in upstream:
+        for utt_id, entry in store.rows.items():
+            joined.setdefault(utt_id, []).append(f"{store.name}:{entry[2]}")
+    return {u: ";".join(parts) for u, parts in joined.items()}
+
+
+def _signatures_of(stores: Mapping[str, str | os.PathLike[str]]) -> list[Upstream]:
+    """The (utt_id, input_sig) of every row of each store read: all a signature needs."""
+    return [Upstream(name, {u: (True, None, sig, None) for u, sig in zip(*pq.read_table(
+        path, columns=["utt_id", "input_sig"]).to_pydict().values())}) for name, path in stores.items()]
 
 
 def _reusable_rows(cache: Path | None, params_hash: str, wanted: dict[str, str]) -> pa.Table | None:
@@ -170,11 +195,17 @@ def _count_outcomes(table: pa.Table, stats: ShardStats) -> None:
     stats.not_applicable = len(reasons) - len(stats.rejected)
 
 
-def _row_signatures(rows: list[Mapping[str, Any]], spec: ExtractorSpec, params_hash: str,
+def _row_signatures(rows: list[Mapping[str, Any]], spec: type[Extractor], params_hash: str,
                     upstream: Mapping[str, str]) -> dict[str, str]:
     """utt_id → the signature its stored row must carry to be reusable."""
     return {row["utt_id"]: _signature(params_hash, row_fingerprint(row, spec),
                                       upstream.get(row["utt_id"], "")) for row in rows}
+
+
+def _provenance(extractor: Extractor, corpus: str = "", shard: int = -1) -> Provenance:
+    """The provenance of a partition: the full config (defaults filled), runtime fields unhashed."""
+    return Provenance(extractor.name, extractor.version, asdict(extractor.config), corpus, shard,
+                      runtime=type(extractor).runtime())
 
 
 def _covers_exactly(cache: Path | None, reused: pa.Table | None, signatures: Mapping[str, str]) -> bool:
@@ -186,19 +217,19 @@ def _covers_exactly(cache: Path | None, reused: pa.Table | None, signatures: Map
 
 def restore_unchanged(rows: list[Mapping[str, Any]], extractor: str, params: Mapping[str, Any],
                       output: str | os.PathLike[str], cache: str | os.PathLike[str],
-                      audio_store: str | os.PathLike[str] | None = None) -> bool:
+                      upstream: Mapping[str, str | os.PathLike[str]] | None = None) -> bool:
     """Put a deleted partition back from the cache, as it was (bytes and mtime), when nothing
-    it depends on changed; False when it must be recomputed. The workflow calls this while it
-    plans, so a deleted but unchanged partition makes no job run, and none of its consumers."""
-    spec = get_extractor(extractor)
-    if spec.needs_audio and not (audio_store and os.path.exists(audio_store)):
+    it depends on changed; False when it must be recomputed. `upstream`: the partition of each
+    store the extractor reads, by name. The workflow calls this while it plans, so a deleted but
+    unchanged partition makes no job run, and none of its consumers."""
+    instance = build(extractor, params)
+    spec = type(instance)
+    stores = dict(upstream or {})
+    if any(not os.path.exists(stores.get(name, "")) for name in spec.stores()):
         return False
-    upstream: dict[str, str] = {}
-    if spec.needs_audio:
-        table = pq.read_table(audio_store, columns=["utt_id", "input_sig"])
-        upstream = dict(zip(table["utt_id"].to_pylist(), table["input_sig"].to_pylist()))
-    params_hash = Provenance(extractor, spec.version, dict(params), runtime=spec.runtime).params_hash
-    signatures = _row_signatures(rows, spec, params_hash, upstream)
+    params_hash = _provenance(instance).params_hash
+    upstream_sigs = _upstream_signatures(_signatures_of({n: stores[n] for n in spec.stores()}))
+    signatures = _row_signatures(rows, spec, params_hash, upstream_sigs)
     cache_path = Path(cache)
     if not _covers_exactly(cache_path, _reusable_rows(cache_path, params_hash, signatures), signatures):
         return False
@@ -223,19 +254,24 @@ def _link(source: Path, target: Path) -> None:
             shutil.copy2(source, tmp)
 
 
-def _utterance(row: Mapping[str, Any], spec: ExtractorSpec, audio: Mapping[str, tuple]) -> Utterance:
-    """The extractor's view of a row, with media prep's audio when it reads it; ExtractionError
-    (or NotApplicable) when there is nothing to compute from."""
-    samples = None
-    if spec.needs_audio:
-        if row["utt_id"] not in audio:
-            raise ExtractionError("no entry in the media-prep audio store")
-        ok, reason, _, samples = audio[row["utt_id"]]
+def _utterance(row: Mapping[str, Any], upstream: Sequence[Upstream]) -> Utterance:
+    """The extractor's view of a row, with the rows of the stores it reads; ExtractionError (or
+    NotApplicable) when one of them has nothing to compute from."""
+    samples, results = None, {}
+    for store in upstream:
+        if row["utt_id"] not in store.rows:
+            raise ExtractionError(f"no entry in the {store.name} store")
+        ok, reason, _, payload = store.rows[row["utt_id"]]
         if not ok and is_not_applicable(reason):
-            raise NotApplicable(f"no audio ({reason})")
+            raise NotApplicable(f"no {store.name} ({reason})")
         if not ok:
-            raise ExtractionError(f"audio rejected at media prep: {reason}")
-    return Utterance.from_row(row, audio=samples)
+            what = "audio rejected at media prep" if store.name == MEDIA_PREP else f"{store.name} rejected"
+            raise ExtractionError(f"{what}: {reason}")
+        if store.name == MEDIA_PREP:
+            samples = payload
+        else:
+            results[store.name] = payload
+    return Utterance.from_row(row, audio=samples, stores=results)
 
 
 def _record(out: StoreRow, result: FeatureResult | ExtractionError, extractor: str) -> None:
@@ -247,8 +283,8 @@ def _record(out: StoreRow, result: FeatureResult | ExtractionError, extractor: s
         out.reason = f"{extractor} failed: returned {type(result).__name__}, not a FeatureResult"
 
 
-def _with_names(provenance: Provenance, spec: ExtractorSpec, params: Mapping[str, Any],
-                fresh: list[StoreRow], cache: Path | None) -> Provenance:
+def _with_names(provenance: Provenance, extractor: Extractor, fresh: list[StoreRow],
+                cache: Path | None) -> Provenance:
     """The provenance with the extractor's declared column names; a fresh result whose width
     differs from them becomes a rejection. Without fresh results the cached partition's names
     are kept (declaring them may need the model loaded)."""
@@ -259,7 +295,7 @@ def _with_names(provenance: Provenance, spec: ExtractorSpec, params: Mapping[str
             old = {}
         return replace(provenance, value_names=tuple(old.get("value_names", ())),
                        pooled_names=tuple(old.get("pooled_names", ())))
-    names = spec.names(params)
+    names = extractor.names()
     if names is None:
         return provenance
     sequence, pooled = names
@@ -270,26 +306,46 @@ def _with_names(provenance: Provenance, spec: ExtractorSpec, params: Mapping[str
         width = result.values.shape[1] if result.values.ndim == 2 else len(result.values)
         if width != len(sequence) or len(result.pooled) != len(pooled):
             out.result, out.reason = None, (
-                f"{spec.name} failed: returned {width} sequence and {len(result.pooled)} pooled "
+                f"{extractor.name} failed: returned {width} sequence and {len(result.pooled)} pooled "
                 f"columns, declared {len(sequence)} and {len(pooled)}")
     return replace(provenance, value_names=tuple(sequence), pooled_names=tuple(pooled))
+
+
+def _run_batch(extractor: Extractor, utts: list[Utterance]) -> list[FeatureResult | ExtractionError]:
+    """extract_batch on `utts`; when the batch as a whole fails, one utterance at a time, so the
+    failure costs only the utterances that cause it."""
+    try:
+        results = extractor.extract_batch(utts)
+        if len(results) == len(utts):
+            return results
+        log.error("%s returned %d results for %d utterances", extractor.name, len(results), len(utts))
+    except Exception as error:  # noqa: BLE001 - retried one by one below
+        log.error("%s batch of %d failed (%s: %s); retrying one by one", extractor.name, len(utts),
+                  type(error).__name__, error)
+    return Extractor.extract_batch(extractor, utts)
 
 
 def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor: str,
                         params: Mapping[str, Any], output: str | os.PathLike[str],
                         cache: str | os.PathLike[str] | None = None,
-                        audio_store: str | os.PathLike[str] | None = None,
+                        upstream: Mapping[str, str | os.PathLike[str]] | None = None,
                         corpus: str = "") -> ShardStats:
-    """Compute `extractor` for the shard's utterances and write the partition `output`."""
+    """Compute `extractor` for the shard's utterances and write the partition `output`;
+    `upstream` holds the partition of each store it reads, by name."""
     started = time.perf_counter()
-    spec = get_extractor(extractor)
-    provenance = Provenance(extractor, spec.version, dict(params), corpus, shard, runtime=spec.runtime)
+    instance = build(extractor, params)
+    spec = type(instance)
+    provenance = _provenance(instance, corpus, shard)
     rows = read_shard_rows(manifest, shard)
     stats = ShardStats(extractor, corpus, shard, rows=len(rows))
     utt_ids = rows["utt_id"].tolist()
-    audio = _load_audio_store(audio_store, utt_ids) if spec.needs_audio and audio_store else {}
+    stores = dict(upstream or {})
+    missing = [name for name in spec.stores() if name not in stores]
+    if missing:
+        raise ValueError(f"{extractor} reads the store(s) {', '.join(missing)}: pass their partitions")
+    loaded = [load_upstream(name, stores[name], utt_ids) for name in spec.stores()]
     signatures = _row_signatures(rows.to_dict("records"), spec, provenance.params_hash,
-                                 {u: entry[2] for u, entry in audio.items()})
+                                 _upstream_signatures(loaded))
     cache_path = Path(cache) if cache else None
     reused = _reusable_rows(cache_path, provenance.params_hash, signatures)
     reused_ids = set(reused["utt_id"].to_pylist()) if reused is not None else set()
@@ -308,39 +364,25 @@ def run_extractor_shard(manifest: str | os.PathLike[str], shard: int, extractor:
             continue
         out = StoreRow(utt_id, signatures[utt_id])
         try:
-            todo.append((out, _utterance(row, spec, audio)))
+            todo.append((out, _utterance(row, loaded)))
         except ExtractionError as error:
             out.reason = error.reason
             todo.append((out, None))
     progress = Progress(f"{extractor} shard {shard}", len(todo))
-    batch = spec.batch_function()
-    if batch is not None:
-        ready = [(out, utt) for out, utt in todo if utt is not None]
-        progress.step(len(todo) - len(ready))
-        for start in range(0, len(ready), BATCH_CALL):  # a few batches per call: progress moves
-            chunk = ready[start:start + BATCH_CALL]
-            for (out, _), result in zip(chunk, batch([utt for _, utt in chunk], params)):
-                _record(out, result, extractor)
-            progress.step(len(chunk))
-    else:
-        function = spec.function()
-        for out, utt in todo:
-            if utt is not None:
-                try:
-                    out.result = function(utt, params)
-                except ExtractionError as error:
-                    out.reason = error.reason
-                except Exception as error:  # one broken clip must never sink a corpus
-                    out.reason = f"{extractor} failed: {type(error).__name__}: {error}"
-                    log.error("utterance %s: %s\n%s", out.utt_id, out.reason, traceback.format_exc())
-            progress.step()
+    ready = [(out, utt) for out, utt in todo if utt is not None]
+    progress.step(len(todo) - len(ready))
+    for start in range(0, len(ready), spec.batch_call):  # a few batches per call: progress moves
+        chunk = ready[start:start + spec.batch_call]
+        for (out, _), result in zip(chunk, _run_batch(instance, [utt for _, utt in chunk])):
+            _record(out, result, extractor)
+        progress.step(len(chunk))
     fresh = [out for out, _ in todo]
     stats.processed = len(fresh)
     for out in fresh:
         if out.reason and not is_not_applicable(out.reason):
             log.warning("utterance %s rejected by %s: %s", out.utt_id, extractor, out.reason)
     progress.finish()
-    provenance = _with_names(provenance, spec, params, fresh, cache_path)
+    provenance = _with_names(provenance, instance, fresh, cache_path)
     fresh_table = rows_to_table(fresh, provenance) if fresh else None
     table = _merge(reused, fresh_table) if (reused is not None or fresh) else \
         rows_to_table([], provenance)

@@ -192,3 +192,35 @@ def _list_of_2d(column: pa.ChunkedArray | pa.Array, index: int) -> np.ndarray:
     inner = item.values  # FixedSizeListArray
     dim = inner.type.list_size
     return inner.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
+
+
+def read_results(path: str | os.PathLike[str], utt_ids: Sequence[str]
+                 ) -> dict[str, tuple[bool, str | None, str, FeatureResult | None]]:
+    """utt_id → (ok, reason, input_sig, FeatureResult or None) for the `utt_ids` rows of one
+    partition: how an extractor reading another store sees its rows (extras included)."""
+    table = pq.read_table(path)
+    wanted = set(utt_ids)
+    extras = [n for n in table.schema.names if n.startswith("x_")]
+    out: dict[str, tuple[bool, str | None, str, FeatureResult | None]] = {}
+    for i, utt_id in enumerate(table["utt_id"].to_pylist()):
+        if utt_id not in wanted:
+            continue
+        ok = bool(table["ok"][i].as_py())
+        result = None
+        if ok:
+            times = table["times"][i].as_py()
+            extra: dict[str, Any] = {}
+            for name in extras:
+                column = table[name]
+                if pa.types.is_list(column.type) and pa.types.is_fixed_size_list(column.type.value_type):
+                    extra[name[2:]] = _list_of_2d(column, i)
+                else:
+                    value = column[i].as_py()
+                    extra[name[2:]] = value if value is None or (value and isinstance(value[0], str)) \
+                        else np.asarray(value)
+            result = FeatureResult(values=_list_of_2d(table["values"], i),
+                                   pooled=np.asarray(table["pooled"][i].as_py(), np.float32),
+                                   times=None if times is None else np.asarray(times, np.float32),
+                                   extra=extra)
+        out[utt_id] = (ok, table["reason"][i].as_py(), table["input_sig"][i].as_py(), result)
+    return out

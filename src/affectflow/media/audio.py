@@ -1,8 +1,9 @@
 """Audio media prep: decode any container/codec FFmpeg reads, to 16 kHz mono, segmented.
 
 Decoding goes through PyAV (FFmpeg's libraries inside the wheel), so wav, flac, mp3, m4a/aac and
-the audio track of mp4/mkv/webm all work without a system FFmpeg. `prepare_audio` is the
-media-prep stage's extractor: it also decides whether the segment holds speech at all.
+the audio track of mp4/mkv/webm all work without a system FFmpeg. The media-prep stage's
+extractor (`affectflow.features.extractors.audio`) uses `load_audio` and `activity_stats` to
+decide whether the segment holds speech at all.
 
 Two kinds of bad input are caught here rather than passed on silently:
 
@@ -10,7 +11,7 @@ Two kinds of bad input are caught here rather than passed on silently:
   error and simply stops early, so `load_audio` compares what decoded with the length the
   container declares and rejects a shortfall (`keep_partial` keeps what decoded instead);
 * clips without speech: `activity_stats` finds voiced segments with an energy detector with
-  hangover, and `prepare_audio` rejects a clip whose longest segment is shorter than
+  hangover, and media prep rejects a clip whose longest segment is shorter than
   `min_speech_s`, however much silence surrounds the speech.
 """
 
@@ -18,20 +19,12 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Mapping
+from typing import Any
 
 import av
 import numpy as np
 
-from affectflow.features.base import ExtractionError, FeatureResult, NotApplicable, Utterance
-
-AUDIO_PREP_VERSION = "2"
-AUDIO_STATS_NAMES = ["duration_s", "active_ratio", "peak_dbfs", "rms_dbfs", "speech_s"]
-
-
-def audio_store_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(sequence, pooled) names of the media-prep store: the samples, and the activity stats."""
-    return ["sample"], list(AUDIO_STATS_NAMES)
+from affectflow.media.errors import MediaError
 
 # A decoded length this much shorter than the declared one is truncation: max(0.1 s, 2 %).
 TRUNCATION_TOLERANCE_S = 0.1
@@ -168,7 +161,7 @@ def load_audio(path: str, sample_rate: int = 16000, start_s: float | None = None
                end_s: float | None = None, keep_partial: bool = False) -> np.ndarray:
     """Decode `path` to mono float32 in [-1, 1] at `sample_rate`, cut to [start_s, end_s).
 
-    Raises ExtractionError naming the reason: missing file, no audio stream, undecodable data,
+    Raises MediaError naming the reason: missing file, no audio stream, undecodable data,
     a segment ending after the audio does, and truncation. A file is truncated when its audio
     decodes to less than the container declares (`declared_duration`), by more than
     max(0.1 s, 2 %): the reason reads `truncated: decoded 2.50 s of 5.00 s declared (name)`.
@@ -182,14 +175,14 @@ def load_audio(path: str, sample_rate: int = 16000, start_s: float | None = None
     """
     name = os.path.basename(path)
     if not os.path.exists(path):
-        raise ExtractionError(f"media file not found: {path}")
+        raise MediaError(f"media file not found: {path}")
     try:
         container = av.open(path)
     except (av.error.FFmpegError, OSError) as error:
-        raise ExtractionError(f"cannot open media {name}: {error}") from error
+        raise MediaError(f"cannot open media {name}: {error}") from error
     with container:
         if not container.streams.audio:
-            raise ExtractionError(f"no audio stream in {name}")
+            raise MediaError(f"no audio stream in {name}")
         stream = container.streams.audio[0]
         declared = None if keep_partial else declared_duration(path, container, stream)
         stream_start = (float(stream.start_time * stream.time_base)
@@ -218,7 +211,7 @@ def load_audio(path: str, sample_rate: int = 16000, start_s: float | None = None
                 chunks.append(out.to_ndarray().reshape(-1))
         except (av.error.FFmpegError, ValueError) as error:
             if not chunks:
-                raise ExtractionError(f"cannot decode audio of {name}: {error}") from error
+                raise MediaError(f"cannot decode audio of {name}: {error}") from error
             # A truncated file: keep what decoded; the length checks below decide.
         if declared is not None:
             declared_end = stream_start + declared
@@ -232,22 +225,22 @@ def load_audio(path: str, sample_rate: int = 16000, start_s: float | None = None
                     decoded_end = _decode_end(whole, whole.streams.audio[0], 0.0)
             if decoded_end is None or decoded_end < limit:
                 got = max((decoded_end or stream_start) - stream_start, 0.0)
-                raise ExtractionError(
+                raise MediaError(
                     f"truncated: decoded {got:.2f} s of {declared:.2f} s declared ({name})")
     if not chunks and sought:
-        raise ExtractionError(f"audio of {name} ends before the segment start {start_s:.2f} s "
+        raise MediaError(f"audio of {name} ends before the segment start {start_s:.2f} s "
                               f"(wrong start_s or truncated file)")
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     offset = first_time or 0.0
     begin = 0 if start_s is None else max(int(round((start_s - offset) * sample_rate)), 0)
     stop = len(samples) if end_s is None else int(round((end_s - offset) * sample_rate))
     if end_s is not None and stop > len(samples) + int(0.05 * sample_rate):
-        raise ExtractionError(
+        raise MediaError(
             f"audio of {name} ends at {offset + len(samples) / sample_rate:.2f} s, "
             f"before the segment end {end_s:.2f} s (truncated file or wrong end_s)")
     segment = samples[begin:stop].astype(np.float32)
     if len(segment) == 0:
-        raise ExtractionError(f"empty audio segment [{start_s}, {end_s}) in {name}")
+        raise MediaError(f"empty audio segment [{start_s}, {end_s}) in {name}")
     return segment
 
 
@@ -310,32 +303,3 @@ def activity_stats(samples: np.ndarray, sample_rate: int, frame_s: float = 0.03,
     return {"duration_s": duration, "active_ratio": float(active.mean()),
             "peak_dbfs": float(rms_db.max()), "rms_dbfs": float(overall),
             "speech_s": float(sum(lengths)), "longest_speech_s": float(max(lengths, default=0.0))}
-
-
-def prepare_audio(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
-    """The media-prep extractor: 16 kHz mono samples of the segment, rejected without speech.
-
-    The audio comes from `audio_path`, else from the video's audio track. A truncated file is
-    rejected unless params["keep_partial"] (see `load_audio`). The segment holds speech when its
-    longest voiced segment (`activity_stats`) lasts at least params["min_speech_s"] (0.25 s),
-    however much silence surrounds it; silence, noise, a steady tone or a lone click have none.
-    """
-    sample_rate = int(params.get("sample_rate", 16000))
-    source = utt.audio_path or utt.video_path
-    if source is None:
-        raise NotApplicable("no audio_path or video_path to take audio from")
-    samples = load_audio(source, sample_rate, utt.start_s, utt.end_s,
-                         keep_partial=bool(params.get("keep_partial", False)))
-    min_duration = float(params.get("min_duration_s", 0.2))
-    if len(samples) < min_duration * sample_rate:
-        raise ExtractionError(f"audio segment shorter than {min_duration} s "
-                              f"({len(samples) / sample_rate:.3f} s)")
-    stats = activity_stats(samples, sample_rate, threshold_dbfs=float(params.get("vad_dbfs", -60.0)),
-                           margin_db=float(params.get("noise_margin_db", 10.0)))
-    min_speech = float(params.get("min_speech_s", 0.25))
-    if stats["longest_speech_s"] < min_speech:
-        raise ExtractionError(
-            f"no speech: longest voiced segment {stats['longest_speech_s']:.2f} s "
-            f"(need {min_speech:.2f} s), loudest 30 ms frame {stats['peak_dbfs']:.1f} dBFS")
-    pooled = np.array([stats[name] for name in AUDIO_STATS_NAMES], np.float32)
-    return FeatureResult(values=samples.reshape(-1, 1), pooled=pooled)

@@ -4,7 +4,7 @@ Decoding goes through PyAV (FFmpeg inside the wheel). Times are seconds from the
 start (what players and ``ffmpeg -ss`` show), so odd stream start times (MPEG-TS, edit lists)
 do not shift segments. Frames are picked as the decoded frame nearest to each target time on a
 regular grid, which works the same for constant and variable frame rate streams. Failures raise
-`ExtractionError` with a reason a user can act on (missing, corrupt, truncated, no video...).
+`MediaError` with a reason a user can act on (missing, corrupt, truncated, no video...).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from affectflow.features.base import ExtractionError
+from affectflow.media.errors import MediaError
 
 # Seek this far before the segment start so the nearest frame before it is also decoded.
 _SEEK_MARGIN_S = 1.0
@@ -45,21 +45,21 @@ def _name(path: str) -> str:
 
 
 def _open(path: str) -> av.container.InputContainer:
-    """Open `path` for reading, turning every failure into an ExtractionError."""
+    """Open `path` for reading, turning every failure into a MediaError."""
     if not os.path.exists(path):
-        raise ExtractionError(f"media file not found: {path}")
+        raise MediaError(f"media file not found: {path}")
     if not os.path.isfile(path):
-        raise ExtractionError(f"media path is not a file: {path}")
+        raise MediaError(f"media path is not a file: {path}")
     if os.path.getsize(path) == 0:
-        raise ExtractionError(f"media file is empty (0 bytes): {path}")
+        raise MediaError(f"media file is empty (0 bytes): {path}")
     try:
         return av.open(path, mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError as error:
-        raise ExtractionError(
+        raise MediaError(
             f"cannot read {_name(path)}: not a valid media file, or corrupt/truncated "
             f"(e.g. an mp4 cut before its index) [FFmpeg: {error.strerror}]") from error
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise ExtractionError(f"cannot open media {_name(path)}: {error}") from error
+        raise MediaError(f"cannot open media {_name(path)}: {error}") from error
 
 
 def _container_duration(container: av.container.InputContainer) -> float | None:
@@ -79,7 +79,7 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> float | None:
 
 
 def probe_media(path: str) -> MediaInfo:
-    """Describe `path` from its headers; raises ExtractionError when it cannot be opened."""
+    """Describe `path` from its headers; raises MediaError when it cannot be opened."""
     with _open(path) as container:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -186,17 +186,17 @@ def iter_video_frames(path: str, fps: float, start_s: float | None = None,
                       max_side: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """Stream (time s from start_s, (H,W,3) uint8 RGB) pairs, as `read_video_frames` returns them.
 
-    Errors (ExtractionError) surface while iterating; a truncated file raises after the frames it
+    Errors (MediaError) surface while iterating; a truncated file raises after the frames it
     did hold, so consume the iterator to the end before trusting what it gave.
     """
     if not fps or fps <= 0 or not math.isfinite(fps):
         raise ValueError(f"fps must be a positive number, got {fps}")
     start = max(float(start_s or 0.0), 0.0)
     if end_s is not None and end_s <= start:
-        raise ExtractionError(f"empty segment [{start_s}, {end_s}) in {_name(path)}")
+        raise MediaError(f"empty segment [{start_s}, {end_s}) in {_name(path)}")
     with _open(path) as container:
         if not container.streams.video:
-            raise ExtractionError(f"no video stream in {_name(path)}")
+            raise MediaError(f"no video stream in {_name(path)}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         origin = _origin_s(container, stream)
@@ -204,7 +204,7 @@ def iter_video_frames(path: str, fps: float, start_s: float | None = None,
         frame_s = 1.0 / (_stream_fps(stream) or 25.0)
         seg_end = float(end_s) if end_s is not None else (claimed_end or math.inf)
         if claimed_end is not None and start >= claimed_end:
-            raise ExtractionError(f"segment [{start:.2f}, {seg_end:.2f}) starts after the video "
+            raise MediaError(f"segment [{start:.2f}, {seg_end:.2f}) starts after the video "
                                   f"of {_name(path)} ends ({claimed_end:.2f} s)")
         seeked = start > _SEEK_MARGIN_S
         if seeked:
@@ -224,7 +224,7 @@ def iter_video_frames(path: str, fps: float, start_s: float | None = None,
             first = next(picks, None)
         if first is None:
             reason = f" [FFmpeg: {scan.errors[-1]}]" if scan.errors else ""
-            raise ExtractionError(f"no video frames decoded in segment [{start:.2f}, "
+            raise MediaError(f"no video frames decoded in segment [{start:.2f}, "
                                   f"{seg_end:.2f}) of {_name(path)}{reason}")
         yield first[0] - start, first[1]
         for t, image in picks:
@@ -233,7 +233,7 @@ def iter_video_frames(path: str, fps: float, start_s: float | None = None,
         if (scan.reached_end and expected_end is not None and scan.covered_until is not None
                 and expected_end - scan.covered_until > max(_TRUNCATION_TOLERANCE_S, 3 * frame_s)):
             reason = f" [FFmpeg: {scan.errors[-1]}]" if scan.errors else ""
-            raise ExtractionError(
+            raise MediaError(
                 f"video of {_name(path)} stops at {scan.covered_until:.2f} s but its header says "
                 f"{claimed_end:.2f} s: file truncated or corrupt{reason}")
 

@@ -49,15 +49,16 @@ from __future__ import annotations
 import atexit
 import threading
 from collections import OrderedDict
-from typing import Any, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
-import cv2
 import numpy as np
 
-from affectflow.features.base import ExtractionError, FeatureResult, NotApplicable, Utterance
+from affectflow.features.base import ExtractionError, Extractor, FeatureResult, NotApplicable, Utterance, register
+from affectflow.features.params import param
+from affectflow.media.errors import MediaError
 from affectflow.media.video import iter_video_frames
 
-FACE_EXTRACTOR_VERSION = "1"
 N_LANDMARKS = 478
 GEOMETRIC_FEATURE_NAMES = [
     "mouth_open", "mouth_width", "lip_corner_lift", "lip_corner_depress", "inner_brow_raise",
@@ -66,11 +67,6 @@ GEOMETRIC_FEATURE_NAMES = [
 POSE_NAMES = ["yaw", "pitch", "roll"]
 FACE_FEATURE_NAMES: list[str] = ["face_found", *POSE_NAMES, *GEOMETRIC_FEATURE_NAMES]
 # pooled = [share of frames with a face, means over face frames of pose and geometry, their stds]
-def face_store_names(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(sequence, pooled) names of the face store."""
-    return list(FACE_FEATURE_NAMES), list(FACE_POOLED_NAMES)
-
-
 FACE_POOLED_NAMES: list[str] = (
     ["face_found_ratio"]
     + [f"{name}_mean" for name in FACE_FEATURE_NAMES[1:]]
@@ -106,6 +102,8 @@ def head_pose(points_px: np.ndarray, width: int, height: int) -> tuple[np.ndarra
 
     `points_px`: (478, >=2) landmarks in pixels. See the module docstring for the conventions.
     """
+    import cv2
+
     focal = float(max(width, height))
     camera = np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
     image_points = np.ascontiguousarray(points_px[_PNP_INDEX, :2], dtype=np.float64)
@@ -237,42 +235,61 @@ def close_face_models() -> None:
     _FACE_MESHES.close()
 
 
-def extract_face(utt: Utterance, params: Mapping[str, Any]) -> FeatureResult:
-    """Face Mesh features of the utterance's video segment, sampled at params['fps'].
+@dataclass(frozen=True)
+class FaceConfig:
+    fps: float = param(5.0, "Frames per second sampled from the video.", exclusiveMinimum=0)
+    max_side: int = param(640, "Frames are downscaled so their longer side is at most this.", minimum=64)
+    min_detection_confidence: float = param(0.5, "MediaPipe detection threshold.", minimum=0, maximum=1)
+    min_tracking_confidence: float = param(0.5, "MediaPipe tracking threshold.", minimum=0, maximum=1)
+
+
+@register
+class Face(Extractor[FaceConfig]):
+    """Face Mesh features of the utterance's video segment, sampled at `fps`.
 
     values (T, D) follow FACE_FEATURE_NAMES, zeros where no face was found; pooled follows
     FACE_POOLED_NAMES: the share of frames with a face, then the means and the stds of pose and
     geometry over the frames with a face. Frames without a face are recorded, not errors; an
-    utterance with no face in any sampled frame raises ExtractionError. Params: fps (5),
-    max_side (640, frames are downscaled to it), min_detection_confidence and
-    min_tracking_confidence (0.5 each, MediaPipe's).
+    utterance with no face in any sampled frame raises ExtractionError.
     """
-    path = utt.video_path
-    if not path:
-        raise NotApplicable("no video_path")
-    fps = float(params.get("fps", 5.0))
-    max_side = params.get("max_side", 640)
-    times: list[float] = []
-    sizes: list[tuple[int, int]] = []  # (width, height) per frame: a stream may change size
 
-    def frames() -> Iterator[np.ndarray]:  # streamed: never all frames in memory at once
-        for t, frame in iter_video_frames(path, fps, utt.start_s, utt.end_s,
-                                          max_side=int(max_side) if max_side else None):
-            times.append(t)
-            sizes.append((frame.shape[1], frame.shape[0]))
-            yield frame
+    name = "face"
+    version = "1"
+    modality = "video"
+    description = "MediaPipe face mesh (478 landmarks), head pose and landmark-based facial action estimates."
+    config_type = FaceConfig
+    inputs = ("video",)
 
-    landmarks = _FACE_MESHES.run(frames(), float(params.get("min_detection_confidence", 0.5)),
-                                 float(params.get("min_tracking_confidence", 0.5)))
-    found = ~np.isnan(landmarks[:, 0, 0])
-    if not found.any():
-        raise ExtractionError(f"no face found in any of {len(times)} sampled frames")
-    values = np.zeros((len(times), len(FACE_FEATURE_NAMES)), dtype=np.float64)
-    for i in np.flatnonzero(found):
-        values[i] = face_row(landmarks[i], *sizes[i])
-    with_face = values[found, 1:]
-    pooled = np.concatenate([[found.mean()], with_face.mean(axis=0), with_face.std(axis=0)])
-    return FeatureResult(
-        values=values, times=times, pooled=pooled,
-        extra={"face_found": found, "landmarks": landmarks.reshape(len(times), -1),
-               "feature_names": list(FACE_FEATURE_NAMES)})
+    def names(self) -> tuple[list[str], list[str]]:
+        return list(FACE_FEATURE_NAMES), list(FACE_POOLED_NAMES)
+
+    def extract(self, utt: Utterance) -> FeatureResult:
+        path = utt.video_path
+        if not path:
+            raise NotApplicable("no video_path")
+        config = self.config
+        times: list[float] = []
+        sizes: list[tuple[int, int]] = []  # (width, height) per frame: a stream may change size
+
+        def frames() -> Iterator[np.ndarray]:  # streamed: never all frames in memory at once
+            for t, frame in iter_video_frames(path, config.fps, utt.start_s, utt.end_s,
+                                              max_side=config.max_side):
+                times.append(t)
+                sizes.append((frame.shape[1], frame.shape[0]))
+                yield frame
+
+        try:
+            landmarks = _FACE_MESHES.run(frames(), config.min_detection_confidence,
+                                         config.min_tracking_confidence)
+        except MediaError as error:
+            raise ExtractionError(error.reason) from error
+        found = ~np.isnan(landmarks[:, 0, 0])
+        if not found.any():
+            raise ExtractionError(f"no face found in any of {len(times)} sampled frames")
+        values = np.zeros((len(times), len(FACE_FEATURE_NAMES)), dtype=np.float64)
+        for i in np.flatnonzero(found):
+            values[i] = face_row(landmarks[i], *sizes[i])
+        with_face = values[found, 1:]
+        pooled = np.concatenate([[found.mean()], with_face.mean(axis=0), with_face.std(axis=0)])
+        return FeatureResult(values=values, times=times, pooled=pooled,
+                             extra={"face_found": found, "landmarks": landmarks.reshape(len(times), -1)})
