@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affectflow.features.base import Utterance
+from affectflow.features.base import ExtractorSetupError, Utterance
 from affectflow.features.runner import run_extractor_shard
 from affectflow.features.registry import build
 from affectflow.ingest.manifest import IngestOptions
 from affectflow.ingest.run import ingest_corpus
 from affectflow.media.audio import load_audio
-from affectflow.transcribe.asr import ModelNotAvailable
+
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_a_batch_equals_one_by_one_and_long_audio_is_windowed(speech: np.ndarray
 
 
 def test_a_model_not_on_disk_is_refused_without_download(speech: np.ndarray) -> None:
-    with pytest.raises(ModelNotAvailable, match="not available offline"):
+    with pytest.raises(ExtractorSetupError, match="not available offline"):
         build("whisper", {"model": "openai/whisper-large-v3-not-here"}).extract(_utt("a", speech[:16000]))
 
 

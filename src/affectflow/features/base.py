@@ -60,6 +60,11 @@ class NotApplicable(ExtractionError):
         super().__init__(NOT_APPLICABLE + what)
 
 
+class ExtractorSetupError(RuntimeError):
+    """The extractor cannot run at all (its model is not on disk, a parameter does not fit the
+    model): the job fails with this message instead of rejecting every utterance."""
+
+
 def is_not_applicable(reason: str | None) -> bool:
     """Whether a store row's `reason` records a NotApplicable (rather than a rejection)."""
     return bool(reason) and str(reason).startswith(NOT_APPLICABLE)
@@ -205,6 +210,8 @@ class Extractor(Generic[C]):
                 out.append(self.extract(utt))
             except ExtractionError as error:
                 out.append(error)
+            except ExtractorSetupError:
+                raise
             except MediaError as error:
                 out.append(ExtractionError(error.reason))
             except Exception as error:  # one broken clip must never sink a corpus

@@ -27,8 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from affectflow.atomic import atomic_path
-from affectflow.features.base import (ExtractionError, Extractor, FeatureResult, NotApplicable,
-                                     Utterance, is_not_applicable)
+from affectflow.features.base import (ExtractionError, Extractor, ExtractorSetupError, FeatureResult,
+                                     NotApplicable, Utterance, is_not_applicable)
 from affectflow.features.progress import Progress
 from affectflow.features.registry import MEDIA_PREP, build
 from affectflow.features.store import (METADATA_KEY, Provenance, StoreRow, read_provenance,
@@ -319,6 +319,8 @@ def _run_batch(extractor: Extractor, utts: list[Utterance]) -> list[FeatureResul
         if len(results) == len(utts):
             return results
         log.error("%s returned %d results for %d utterances", extractor.name, len(results), len(utts))
+    except ExtractorSetupError:
+        raise
     except Exception as error:  # noqa: BLE001 - retried one by one below
         log.error("%s batch of %d failed (%s: %s); retrying one by one", extractor.name, len(utts),
                   type(error).__name__, error)

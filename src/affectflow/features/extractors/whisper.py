@@ -23,7 +23,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from affectflow.features.base import ExtractionError, Extractor, FeatureResult, Utterance, register
+from affectflow.features.base import (ExtractionError, Extractor, ExtractorSetupError, FeatureResult,
+                                     Utterance, register)
 from affectflow.features.params import param
 
 SAMPLE_RATE = 16000
@@ -74,9 +75,14 @@ class Whisper(Extractor[WhisperConfig]):
     batch_call = 64
 
     def _whisper(self):
+        from affectflow.transcribe.asr import ModelNotAvailable
+
         config = self.config
-        return _model(config.model, config.device, config.compute_type, config.cpu_threads,
-                      config.allow_download)
+        try:
+            return _model(config.model, config.device, config.compute_type, config.cpu_threads,
+                          config.allow_download)
+        except ModelNotAvailable as error:
+            raise ExtractorSetupError(str(error)) from error
 
     def names(self) -> tuple[list[str], list[str]]:
         """One name per encoder dimension, then their mean and std. The width is the model's (a
