@@ -102,7 +102,7 @@ def test_wrong_enum_value_lists_the_allowed_values() -> None:
         "config error at corpora.demo.labels.emotion.type: unknown value 'ordinal'; "
         "allowed: categorical, binary, regression")
     assert _error(lambda c: c["training"]["modalities"].update(audio={"extractor": "egemaps", "view": "pool"})) == (
-        "config error at training.modalities.audio.view: unknown value 'pool'; allowed: sequence, pooled")
+        "config error at training.modalities.audio.view: unknown value 'pool'; allowed: sequence, pooled, aligned")
 
 
 def test_out_of_range_numbers_give_jsonschemas_short_message() -> None:

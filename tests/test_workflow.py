@@ -93,8 +93,9 @@ def test_incremental_builds_process_only_what_changed(tmp_path: Path, shared_med
     since = time.time()
     snakemake(tmp_path, "--cores", "2", target)
     ran = stats_since(logs, since)
-    assert len(ran) == 5 and len({s["shard"] for s in ran}) == 1  # audio + 4 extractors, one shard
-    assert processed_since(logs, since) == Counter({"audio": 1, "egemaps": 1, "logmel": 1, "text": 1, "face": 1})
+    assert len(ran) == 6 and len({s["shard"] for s in ran}) == 1  # audio + 5 extractors, one shard
+    assert processed_since(logs, since) == Counter({"audio": 1, "egemaps": 1, "whisper": 1, "logmel": 1,
+                                                    "text": 1, "face": 1})
 
     # One extractor's parameters changed: only that extractor re-runs (all of its shards).
     config["extractors"]["logmel"]["n_mels"] = 64

@@ -35,6 +35,7 @@ from affectflow.features.base import FeatureResult
 from affectflow.features.store import Provenance, StoreRow
 from affectflow.formats.csd import (EPSILON, align_to_reference, frame_intervals,
                                     read_store_rows)
+from affectflow.formats.aligned import align_to_words, word_intervals
 from affectflow.formats.openface import IMPORTER_VERSION, file_sha256, write_import_store
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,17 @@ def token_intervals(row: Mapping[str, Any]) -> np.ndarray:
     return np.stack([edges[k], edges[k + 1]], axis=1)
 
 
+def _per_token(row: Mapping[str, Any], token_times: np.ndarray, words: Any) -> np.ndarray:
+    """(T, D): for each token, the word-aligned frames of the word its time falls in."""
+    spans = word_intervals(words)
+    if not len(spans) or row.get("times") is None:
+        raise ValueError("aligned export needs word times in the manifest and timed frames")
+    per_word = align_to_words(row["values"], row["times"], spans)
+    index = np.clip(np.searchsorted(spans[:, 0], np.asarray(token_times, np.float64), side="right") - 1,
+                    0, len(spans) - 1)
+    return per_word[index]
+
+
 def _pad(arrays: list[np.ndarray], length: int, width: int) -> tuple[np.ndarray, list[int]]:
     """Zero-padded / truncated (N, length, width) float32 and the kept lengths."""
     out = np.zeros((len(arrays), length, width), dtype=np.float32)
@@ -215,9 +227,13 @@ def export_mmsa(manifest: pd.DataFrame, stores: Mapping[str, str | os.PathLike[s
     `manifest`: utt_id, split (train/valid/test; dev/val mean valid), transcript, sentiment,
     optional sentiment_T/A/V and annotation. `stores`: {"text", "audio", "vision"} → folders.
     `length`: steps per modality (default 50/500/375); longer rows are cut, shorter zero padded.
-    `aligned`: audio and vision are averaged over each text token's time span (SDK-style mean,
-    zeros where no frame falls in it), so all three have `length["text"]` steps and the
-    ``*_lengths`` equal the text length. Utterances missing from a store are left out (logged).
+    `aligned`: audio and vision get one vector per text token, so all three have
+    `length["text"]` steps and the ``*_lengths`` equal the text length. With the manifest's word
+    times (a `words` column), that vector is the word-aligned view of the token's word
+    (`formats.aligned`: the mean of the frames inside the word, the nearest frame for a word
+    shorter than a frame); without them, the mean over the token's span cut half way to its
+    neighbours' centres (zeros where no frame falls in it). Utterances missing from a store are
+    left out (logged).
     """
     lengths = {**DEFAULT_LENGTH, **dict(length or {})}
     missing = [c for c in ("utt_id", "split", "transcript", "sentiment") if c not in manifest]
@@ -245,7 +261,12 @@ def export_mmsa(manifest: pd.DataFrame, stores: Mapping[str, str | os.PathLike[s
         entry: dict[str, Any] = {"raw_text": np.array(transcripts, dtype=object),
                                  "id": np.array(ids, dtype=object), "text": text}
         for modality in ("audio", "vision"):
-            if aligned:
+            if aligned and "words" in part:
+                array, _ = _pad([_per_token(rows[modality][u], row["times"][:n], words)
+                                 for u, row, n, words in zip(ids, text_rows, text_kept, part["words"])],
+                                lengths["text"], widths[modality])
+                kept = list(text_kept)
+            elif aligned:
                 seq, ref = {}, {}
                 for u, row, n in zip(ids, text_rows, text_kept):
                     try:

@@ -1,9 +1,11 @@
 """Assemble modality feature stores and manifest labels into one padded training dataset (.npz).
 
 Only utterances with accepted features in every training modality are used; the others are in
-the corpus's rejected table with the reason. Each modality is read in one of two views:
-``sequence`` (the extractor's frames, padded; the default) or ``pooled`` (its utterance-level
-vector, e.g. eGeMAPS functionals, stored as a sequence of length 1).
+the corpus's rejected table with the reason. Each modality is read in one of three views:
+``sequence`` (the extractor's frames, padded; the default), ``pooled`` (its utterance-level
+vector, e.g. eGeMAPS functionals, stored as a sequence of length 1) or ``aligned`` (one vector
+per word of the manifest's word times, `affectflow.formats.aligned`: every aligned modality then
+shares the words' time axis; utterances without word times are left out).
 
 The .npz keys: ``<split>/<modality>/x`` (N, T, D), ``<split>/<modality>/lengths``,
 ``<split>/utt_ids``, ``<split>/<task>`` (class index, −1 missing, for categorical tasks; float,
@@ -23,12 +25,14 @@ import numpy as np
 import pandas as pd
 
 from affectflow.atomic import atomic_path
-from affectflow.features.reader import accepted_ids, read_pooled, read_sequences
+from affectflow.features.reader import accepted_ids, read_pooled, read_sequences, store_provenance
+from affectflow.features.registry import get_extractor
+from affectflow.formats.aligned import aligned_batch, word_intervals
 from affectflow.train.data import SPLITS, SplitData, TrainingData
 from affectflow.train.tasks import LEGACY_KINDS, normalize_tasks
 
 log = logging.getLogger(__name__)
-VIEWS = ("sequence", "pooled")
+VIEWS = ("sequence", "pooled", "aligned")
 
 
 def modality_sources(corpus_dir: str | os.PathLike[str],
@@ -67,8 +71,16 @@ def _task_array(frame: pd.DataFrame, task: str, spec: Mapping[str, Any]) -> np.n
     return pd.to_numeric(frame[task], errors="coerce").to_numpy(np.float32)
 
 
-def _read_view(store: str | Sequence[str], ids: list[str], view: str,
-               max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_view(store: str | Sequence[str], ids: list[str], view: str, max_steps: int,
+               words: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]:
+    if view == "aligned":
+        seq = read_sequences(store, ids)
+        if seq.times is None:
+            raise ValueError(f"{store}: the store has no frame times, so it cannot be word-aligned")
+        files = [store] if isinstance(store, (str, os.PathLike)) else list(store)
+        extractor = store_provenance(files[0])["extractor"]
+        points = get_extractor(extractor).modality == "text"  # tokens sit at their word's centre
+        return aligned_batch(seq.values, seq.lengths, seq.times, words, points, max_steps)
     if view == "pooled":
         values = read_pooled(store, ids).values
         if values.ndim != 2 or (len(ids) and values.shape[1] == 0):
@@ -106,7 +118,7 @@ def assemble_dataset(manifest: str | os.PathLike[str],
     """Write the dataset; returns the number of utterances per split.
 
     `stores`: {modality: its partition files (what the workflow passes: exactly the shards it
-    planned, never a glob that could pick up a stale shard), or a store folder}; `views`: {modality: "sequence" (default) | "pooled"}
+    planned, never a glob that could pick up a stale shard), or a store folder}; `views`: {modality: "sequence" (default) | "pooled" | "aligned"}
     (see `modality_sources` for the config form). `labels`: the corpus's label types; `tasks`:
     ``training.tasks`` (checked here against the label types, so a bad loss fails early).
     `split_column`: the manifest column giving train/valid/test (e.g. ``split_loso_03`` for one
@@ -134,6 +146,12 @@ def assemble_dataset(manifest: str | os.PathLike[str],
     classes = {t: list(labels[t]["classes"]) for t in tasks if kinds[t] == "categorical"}
     normalize_tasks(tasks, kinds=kinds, classes=classes)  # fail now on a loss that does not fit
     usable = set(frame["utt_id"])
+    if "aligned" in views.values():
+        timed = {u for u, w in zip(frame["utt_id"], frame.get("words", [None] * len(frame)))
+                 if len(word_intervals(w))}
+        if usable - timed:
+            log.info("aligned view: %d utterances have no word times, left out", len(usable - timed))
+        usable &= timed
     for modality, store in stores.items():
         have = accepted_ids(store)
         dropped = usable - have
@@ -142,9 +160,10 @@ def assemble_dataset(manifest: str | os.PathLike[str],
         usable &= have
     frame = frame[frame["utt_id"].isin(usable) & frame[split_column].isin(SPLITS)].sort_values("utt_id")
     ids = frame["utt_id"].tolist()
+    words = [word_intervals(w) for w in frame["words"]] if "aligned" in views.values() else []
     features = {}
     for modality, store in stores.items():
-        x, lengths = _read_view(store, ids, views.get(modality, "sequence"), max_steps)
+        x, lengths = _read_view(store, ids, views.get(modality, "sequence"), max_steps, words)
         if normalise == "speaker":
             x = speaker_standardise(x, lengths, frame["speaker"].to_numpy())
         features[modality] = (x, lengths)
