@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,3 +38,13 @@ def snakemake(workdir: Path, *args: str) -> float:
         sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
         raise SystemExit(f"snakemake {' '.join(args)} failed in {workdir}")
     return seconds
+
+
+def per_speaker(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """Each speaker's rows z-normalised with that speaker's own mean and std (no labels used)."""
+    out = np.empty_like(x)
+    for speaker in np.unique(speakers):
+        rows = speakers == speaker
+        std = x[rows].std(axis=0)
+        out[rows] = (x[rows] - x[rows].mean(axis=0)) / np.where(std > 1e-8, std, 1.0)
+    return out

@@ -25,6 +25,8 @@ from sklearn.model_selection import GroupKFold
 
 from affectflow.features.reader import read_pooled
 
+from _common import per_speaker
+
 SHARED = ["neutral", "happiness", "sadness", "anger", "fear", "disgust"]
 TO_SHARED = {"emodb": {c: c for c in SHARED},
              "ravdess": {"neutral": "neutral", "happy": "happiness", "sad": "sadness", "angry": "anger",
@@ -48,14 +50,6 @@ def load(corpus_dir: Path, kind: str, features: list[str]) -> tuple[np.ndarray, 
     speakers = manifest["speaker"].astype(str).to_numpy()
     return per_speaker(x, speakers), y, speakers
 
-
-def per_speaker(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
-    out = np.empty_like(x)
-    for speaker in np.unique(speakers):
-        rows = speakers == speaker
-        std = x[rows].std(axis=0)
-        out[rows] = (x[rows] - x[rows].mean(axis=0)) / np.where(std > 1e-8, std, 1.0)
-    return out
 
 
 def _model(c: float) -> LogisticRegression:

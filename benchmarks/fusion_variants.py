@@ -30,16 +30,10 @@ from sklearn.svm import SVC
 
 from affectflow.features.reader import read_pooled
 
+from _common import per_speaker
+
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
-
-def per_speaker(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
-    out = np.empty_like(x)
-    for speaker in np.unique(speakers):
-        rows = speakers == speaker
-        std = x[rows].std(axis=0)
-        out[rows] = (x[rows] - x[rows].mean(axis=0)) / np.where(std > 1e-8, std, 1.0)
-    return out
 
 
 def _classifier(kind: str, c: float):

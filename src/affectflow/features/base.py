@@ -221,6 +221,23 @@ class Extractor(Generic[C]):
         return out
 
 
+class BatchExtractor(Extractor[C]):
+    """An extractor that computes whole batches (`extract_batch`); `extract` is one-item batch."""
+
+    batch_call: ClassVar[int] = 64
+
+    def extract(self, utt: Utterance) -> "FeatureResult":
+        result = self.extract_batch([utt])[0]
+        if isinstance(result, ExtractionError):
+            raise result
+        return result
+
+
+def mean_std_names(dims: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(sequence, pooled) names of a store whose pooled vector is the frames' mean ‖ std."""
+    return list(dims), [f"{d}_mean" for d in dims] + [f"{d}_std" for d in dims]
+
+
 E = TypeVar("E", bound=type[Extractor])
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from affectflow.features.base import ExtractionError, Extractor, FeatureResult, Utterance, register
+from affectflow.features.base import ExtractionError, Extractor, FeatureResult, Utterance, mean_std_names, register
 from affectflow.features.params import param
 
 
@@ -126,7 +126,7 @@ class Logmel(Extractor[LogmelConfig]):
 
     def names(self) -> tuple[list[str], list[str]]:
         bands = [f"mel_{i:03d}" for i in range(self.config.n_mels)]
-        return bands, [f"{b}_mean" for b in bands] + [f"{b}_std" for b in bands]
+        return mean_std_names(bands)
 
     def extract(self, utt: Utterance) -> FeatureResult:
         import torch

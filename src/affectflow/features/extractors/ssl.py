@@ -38,8 +38,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from affectflow.features.base import (ExtractionError, Extractor, ExtractorSetupError, FeatureResult,
-                                     Utterance, register)
+from affectflow.features.base import (BatchExtractor, ExtractionError, ExtractorSetupError, FeatureResult,
+                                     Utterance, mean_std_names, register)
 from affectflow.features.params import param
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def _autocast(encoder: Encoder, torch: Any) -> Any:
 
 
 @register
-class Ssl(Extractor[SslConfig]):
+class Ssl(BatchExtractor[SslConfig]):
     """Hidden states of a Hugging Face speech encoder on each utterance's prepared audio."""
 
     name = "ssl"
@@ -194,7 +194,6 @@ class Ssl(Extractor[SslConfig]):
                    "Whisper encoder; Hugging Face): frames at the model's stride, pooled mean ‖ std.")
     config_type = SslConfig
     inputs = ("audio",)
-    batch_call = 64
 
     def encoder(self) -> Encoder:
         encoder = load_encoder(self.config.model, self.config.allow_download, _device(self.config.device))
@@ -214,13 +213,7 @@ class Ssl(Extractor[SslConfig]):
     def names(self) -> tuple[list[str], list[str]]:
         encoder = self.encoder()
         dims = [f"l{layer:02d}_{d:04d}" for layer in self._layers(encoder) for d in range(encoder.width)]
-        return dims, [f"{d}_mean" for d in dims] + [f"{d}_std" for d in dims]
-
-    def extract(self, utt: Utterance) -> FeatureResult:
-        result = self.extract_batch([utt])[0]
-        if isinstance(result, ExtractionError):
-            raise result
-        return result
+        return mean_std_names(dims)
 
     def _windows(self, encoder: Encoder, samples: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
         """(first frame, frames kept from, window) per window; starts on the frame grid."""

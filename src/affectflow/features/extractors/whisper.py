@@ -23,8 +23,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from affectflow.features.base import (ExtractionError, Extractor, ExtractorSetupError, FeatureResult,
-                                     Utterance, register)
+from affectflow.features.base import (BatchExtractor, ExtractionError, ExtractorSetupError, FeatureResult,
+                                     Utterance, mean_std_names, register)
 from affectflow.features.params import param
 
 SAMPLE_RATE = 16000
@@ -64,7 +64,7 @@ class WhisperConfig:
 
 
 @register
-class Whisper(Extractor[WhisperConfig]):
+class Whisper(BatchExtractor[WhisperConfig]):
     """Encoder states of each utterance's prepared audio, `batch_size` 30 s windows per pass."""
 
     name = "whisper"
@@ -74,7 +74,6 @@ class Whisper(Extractor[WhisperConfig]):
                    "trimmed to the utterance, pooled mean ‖ std.")
     config_type = WhisperConfig
     inputs = ("audio",)
-    batch_call = 64
 
     def _whisper(self):
         from affectflow.transcribe.asr import ModelNotAvailable
@@ -92,13 +91,7 @@ class Whisper(Extractor[WhisperConfig]):
         silence = Utterance("-", None, None, None, None, "", audio=np.zeros(SAMPLE_RATE // 10, np.float32))
         width = self.extract(silence).values.shape[1]
         dims = [f"enc_{i:03d}" for i in range(width)]
-        return dims, [f"{d}_mean" for d in dims] + [f"{d}_std" for d in dims]
-
-    def extract(self, utt: Utterance) -> FeatureResult:
-        result = self.extract_batch([utt])[0]
-        if isinstance(result, ExtractionError):
-            raise result
-        return result
+        return mean_std_names(dims)
 
     def extract_batch(self, utts: Sequence[Utterance]) -> list[FeatureResult | ExtractionError]:
         import ctranslate2
