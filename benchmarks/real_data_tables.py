@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 TABLES = {
-    "EmoDB (audio, leave-one-speaker-out, 7 classes)": (["emodb", "emodb_whisper"], "emotion",
+    "EmoDB (audio, leave-one-speaker-out, 7 classes)": (["emodb", "emodb_whisper", "emodb_ssl"], "emotion",
                                                         ["uar", "acc", "f1_macro"]),
     "RAVDESS (speech audio, 6 folds of 4 actors, 8 classes)": (["ravdess", "ravdess_whisper"], "emotion",
                                                                ["uar", "acc", "f1_macro"]),

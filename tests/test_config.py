@@ -201,3 +201,8 @@ def test_extractor_parameters_are_checked_per_corpus_too() -> None:
     config["corpora"]["demo"]["extractor_params"] = {"text": {"use_context": True}}
     validate_config(config, SCHEMA)
     assert config["corpora"]["demo"]["extractor_params"] == {"text": {"use_context": True}}  # no defaults filled
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_real_data_config_is_valid(path: Path) -> None:
+    validate_config(yaml.safe_load(path.read_text()), SCHEMA)
