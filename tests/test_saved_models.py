@@ -137,3 +137,15 @@ def test_torch_model_file_loads_with_no_estimators(tmp_path) -> None:
                 "model": "linear"}, weights)
     saved = load_model_file(weights)
     assert saved["estimators"] == {} and saved["state_dict"]["w"].tolist() == [1.0, 1.0]
+
+
+def test_sqrt_width_block_scale_gives_every_modality_the_same_total_variance() -> None:
+    rng = np.random.default_rng(0)
+    features = {"wide": (rng.standard_normal((200, 1, 900)), np.ones(200, np.int64)),
+                "narrow": (rng.standard_normal((200, 1, 9)), np.ones(200, np.int64))}
+    plain = pooled_matrix(features)
+    scaled = pooled_matrix(features, "sqrt_width")
+    assert plain.shape == scaled.shape == (200, 909)
+    narrow, wide = scaled[:, :9], scaled[:, 9:]  # sorted by name
+    assert abs(narrow.var(axis=0).sum() - wide.var(axis=0).sum()) < 0.15
+    np.testing.assert_allclose(scaled[:, 9:] * 30, plain[:, 9:])

@@ -28,18 +28,21 @@ from affectflow.train.loop import SeedResult, evaluate_predictions, set_seed
 from affectflow.train.tasks import TaskSpec
 
 CLASSIC_MODELS = ("svm",)
-DEFAULT_SVM_HPARAMS: dict[str, Any] = {"svm_c": [0.1, 1.0, 10.0], "svm_kernel": "rbf"}
+DEFAULT_SVM_HPARAMS: dict[str, Any] = {"svm_c": [0.1, 1.0, 10.0], "svm_kernel": "rbf", "block_scale": "none"}
 LOWER_IS_BETTER = {"mae"}
 
 
-def pooled_matrix(features: Features) -> np.ndarray:
+def pooled_matrix(features: Features, block_scale: str = "none") -> np.ndarray:
     """(N, ΣD): the masked time-mean of each modality (sorted by name), concatenated, as the
-    `linear` model's encoder computes it."""
+    `linear` model's encoder computes it. `block_scale` "sqrt_width" divides each modality's
+    block by the square root of its width, so every modality carries the same total variance of
+    its standardised features (6,373 ComParE functionals no longer outweigh 768 encoder states)."""
     parts = []
     for name in sorted(features):
         x, lengths = features[name]
         valid = np.arange(x.shape[1])[None, :, None] < lengths[:, None, None]
-        parts.append((x * valid).sum(axis=1) / np.maximum(lengths, 1)[:, None])
+        block = (x * valid).sum(axis=1) / np.maximum(lengths, 1)[:, None]
+        parts.append(block / np.sqrt(block.shape[1]) if block_scale == "sqrt_width" else block)
     return np.concatenate(parts, axis=1).astype(np.float64)
 
 
@@ -65,8 +68,9 @@ def train_svm_seed(data: TrainingData, tasks: Mapping[str, Any], hparams: Mappin
                    seed: int) -> SeedResult:
     """Fit an SVM per task on the pooled training features, C chosen on valid; evaluate on test.
 
-    hparams: ``svm_c`` (list of C values tried, default 0.1, 1, 10) and ``svm_kernel`` (rbf;
-    linear, poly, sigmoid). Multi-label tasks (``loss: bce``) are refused: use ``loss: ce``.
+    hparams: ``svm_c`` (list of C values tried, default 0.1, 1, 10), ``svm_kernel`` (rbf;
+    linear, poly, sigmoid) and ``block_scale`` (none; sqrt_width, see `pooled_matrix`).
+    Multi-label tasks (``loss: bce``) are refused: use ``loss: ce``.
     `curves` holds the validation metric per C (``valid_<task>_<metric>``) and ``svm_c``.
     """
     hp = {**DEFAULT_SVM_HPARAMS, **hparams}
@@ -76,7 +80,7 @@ def train_svm_seed(data: TrainingData, tasks: Mapping[str, Any], hparams: Mappin
         if spec.multilabel:
             raise ValueError(f"task {task}: the svm model is single-label; set loss: ce")
     set_seed(seed)
-    x = {s: pooled_matrix(prep.feats[s]) for s in SPLITS}
+    x = {s: pooled_matrix(prep.feats[s], str(hp["block_scale"])) for s in SPLITS}
     curves: dict[str, list[float]] = {"train_loss": [], "valid_loss": [], "svm_c": grid}
     preds: dict[str, np.ndarray] = {}
     estimators: dict[str, Any] = {}
