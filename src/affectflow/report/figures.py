@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 
 from affectflow.atomic import atomic_path, write_text  # noqa: E402
 from affectflow.evaluate.metrics import aggregate_over_folds, aggregate_over_seeds  # noqa: E402
-from affectflow.train.run import json_safe  # noqa: E402
+from affectflow.jsonsafe import json_safe  # noqa: E402
 
 
 def load_results(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[dict[str, Any]]]:

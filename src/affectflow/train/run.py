@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import pickle
 from typing import Any, Mapping
@@ -16,20 +15,9 @@ from affectflow.train.classic import (CLASSIC_MODELS, UnsafeModelError, estimato
                                       load_estimators, train_svm_seed)
 from affectflow.train.dataset import load_dataset
 from affectflow.train.loop import TrainingData, train_one_seed
+from affectflow.jsonsafe import json_safe
 
 log = logging.getLogger(__name__)
-
-
-def json_safe(value: Any) -> Any:
-    """Replace NaN/inf (undefined metrics, e.g. a class absent from a small test split) by None,
-    so the files are strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def select_modalities(data: TrainingData, modalities: list[str] | None) -> TrainingData:
