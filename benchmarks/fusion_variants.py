@@ -84,6 +84,10 @@ def main() -> None:
     parser.add_argument("--corpus", default="results/emodb_whisper")
     parser.add_argument("--protocol", default="loso")
     parser.add_argument("--features", nargs="+", default=["whisper", "compare"])
+    parser.add_argument("--fusions", nargs="+", default=["concat:logistic", "concat:svm", "weighted:logistic",
+                                                          "weighted:svm", "late:logistic"],
+                        help="fusion variants to run, as mode:classifier")
+    parser.add_argument("--skip-singles", action="store_true", help="run only the fusion variants")
     parser.add_argument("--split", action="append", default=[], metavar="STORE=LAYERS",
                         help="a `layers: all` store to split into its layers (e.g. ssl=5)")
     args = parser.parse_args()
@@ -112,17 +116,17 @@ def main() -> None:
     # A variant: candidate block lists (more than one: the one with the best valid UAR is taken
     # in each fold, so a layer is chosen without looking at the test speaker), mode, classifier.
     singles = [n for n in blocks]
-    variants = [([[n]], "concat", kind) for n in singles for kind in ("logistic", "svm")]
-    for name, names in layered.items():
+    variants = [] if args.skip_singles else \
+        [([[n]], "concat", kind) for n in singles for kind in ("logistic", "svm")]
+    for name, names in ({} if args.skip_singles else layered).items():
         variants.append(([[n] for n in names], "concat", "logistic"))
     others = [n for n in args.features if n not in layered]
     if len(args.features) > 1:
         candidates = [[*layer, *others] for layer in
                       ([[n] for n in layered[next(iter(layered))]] if layered else [[]])]
-        for mode in ("concat", "weighted"):
-            for kind in ("logistic", "svm"):
-                variants.append((candidates, mode, kind))
-        variants.append((candidates, "late", "logistic"))
+        for fusion in args.fusions:
+            mode, kind = fusion.split(":")
+            variants.append((candidates, mode, kind))
     for candidates, mode, kind in variants:
         uars = []
         for fold in folds:
