@@ -50,6 +50,8 @@ def main() -> None:
                 print(f"{corpus:<16} (no results: snakemake --configfile {config})")
                 continue
             for model, by_task in json.loads(path.read_text()).items():
+                if model.startswith("@"):
+                    continue
                 values = by_task.get(task, {})
                 print(f"{corpus:<16} {model:<20} "
                       + " ".join(f"{cell(values.get(m)):>{w}}" for m, w in zip(metrics, widths)))

@@ -90,9 +90,9 @@ def test_aligned_view_puts_every_modality_on_the_words(tmp_path: Path) -> None:
     manifest.to_parquet(tmp_path / "manifest.parquet")
     labels = {"sentiment": {"type": "regression", "min": -3, "max": 3}}
     views = {"text": "aligned", "audio": "aligned", "vision": "aligned"}
-    counts = assemble_dataset(tmp_path / "manifest.parquet", stores, labels, {"sentiment": {"weight": 1.0}},
-                              tmp_path / "d.npz", views=views)
-    assert counts == {"train": 3, "valid": 3, "test": 2}
+    counts = assemble_dataset(tmp_path / "manifest.parquet", stores, labels, tmp_path / "d.npz",
+                              views=views)
+    assert counts == {"split": {"train": 3, "valid": 3, "test": 2}}
     data = load_dataset(tmp_path / "d.npz")
     for split in ("train", "valid", "test"):
         part = data.splits[split]

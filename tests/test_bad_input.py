@@ -235,8 +235,10 @@ def test_good_utterances_have_features_and_reach_the_dataset(built: dict) -> Non
         assert not bad, (extractor, store.loc[bad, "reason"].tolist())
     face = _store(work, "face").set_index("utt_id")
     assert face.loc["good_obama", "ok"] and face.loc["silent_single_face", "ok"]
-    with np.load(work / "results/bad/datasets/split.npz", allow_pickle=False) as data:
-        in_dataset = {str(u) for split in ("train", "valid", "test") for u in data[f"{split}/utt_ids"]}
+    from affectflow.train.dataset import load_dataset
+
+    data = load_dataset(work / "results/bad/dataset.npz")  # the rows with every modality
+    in_dataset = {u for split in data.splits.values() for u in split.utt_ids}
     assert corpus.good <= in_dataset, sorted(corpus.good - in_dataset)
     assert not {u for u in in_dataset if u.startswith("bad_")}
     metrics = json.loads((work / "results/bad/metrics.json").read_text())

@@ -41,10 +41,10 @@ def test_assemble_with_fold_column_and_speaker_normalisation(tmp_path: Path) -> 
     manifest.to_parquet(tmp_path / "manifest.parquet")
     labels = {"label": {"type": "categorical", "classes": ["a", "b"]}}
     counts = assemble_dataset(tmp_path / "manifest.parquet", {"m": str(tmp_path / "store")}, labels,
-                              {"label": {"weight": 1.0}}, tmp_path / "d.npz", split_column="split_cv_00",
+                              tmp_path / "d.npz", split_columns=["split_cv_00"],
                               normalise="speaker")
-    assert counts == {"train": 6, "valid": 2, "test": 2}  # the empty cells are left out
-    data = load_dataset(tmp_path / "d.npz")
+    assert counts == {"split_cv_00": {"train": 6, "valid": 2, "test": 2}}  # empty cells left out
+    data = load_dataset(tmp_path / "d.npz", "split_cv_00")
     x = np.concatenate([data.splits[s].features["m"][0].reshape(-1, 2) for s in ("train", "valid", "test")])
     assert abs(x.mean()) < 0.2  # the speaker offset of 3 is gone
     assert data.splits["valid"].utt_ids == ["u2", "u8"]

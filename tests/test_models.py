@@ -6,26 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from affectflow.train.loop import (
+from affectflow.train.data import (
     SplitData,
     TrainingData,
     apply_standardiser,
     emotion_pos_weight,
     fit_standardiser,
-    predict,
     prepare,
-    run_epoch,
-    train_and_evaluate,
-    train_one_seed,
 )
-from affectflow.train.models import (
-    MODEL_NAMES,
-    build_model,
-    masked_resample,
-    multitask_loss,
-    normalize_tasks,
-    per_sample_losses,
-)
+from affectflow.train.loop import predict, train_and_evaluate, train_one_seed
+from affectflow.train.models import MODELS, build_model, split_hparams
+from affectflow.train.trainer import Trainer
+from affectflow.train.models.layers import masked_resample
+from affectflow.train.tasks import multitask_loss, normalize_tasks, per_sample_losses
+
+MODEL_NAMES = [name for name, entry in MODELS.items() if entry.kind == "torch"]
 
 DIMS = {"audio": 6, "text": 5, "video": 4}
 MAX_T = {"audio": 12, "text": 8, "video": 1}  # video: one vector per utterance
@@ -119,7 +114,7 @@ def test_masked_resample_hand_example_and_mean() -> None:
 
 def test_unknown_model_and_zero_weight_task() -> None:
     with pytest.raises(ValueError):
-        build_model("ef_lf_trans", DIMS, TASKS, SMALL)
+        build_model("ef_lf_gru", DIMS, TASKS, SMALL)
     specs = normalize_tasks({"emotion": 1.0, "sentiment": 0.0, "sarcasm": {"lambda": 0.3}}, 4)
     assert set(specs) == {"emotion", "sarcasm"} and specs["sarcasm"].weight == 0.3
     assert set(build_model("lf_avg", DIMS, specs, SMALL).heads) == {"emotion", "sarcasm"}
@@ -247,9 +242,9 @@ def test_learns_signal_and_shuffled_control_stays_at_chance(data: TrainingData) 
     curve = ctrl_run.curves["valid_loss"]
     assert len(curve) < HP["max_epochs"] and ctrl_run.best_epoch == len(curve) - HP["patience"]
     prep = prepare(control, TASKS)
-    pos_weight = torch.from_numpy(emotion_pos_weight(prep.targets["train"]["emotion"]))
-    args = (prep.feats["valid"], prep.targets["valid"], prep.specs, pos_weight, 256, torch.device("cpu"))
-    assert run_epoch(ctrl_run.model, *args)[0] == pytest.approx(curve[ctrl_run.best_epoch - 1], rel=1e-5)
+    trainer = Trainer(ctrl_run.model, prep, split_hparams("ef_lf_avg", HP)[0], torch.device("cpu"))
+    valid_loss = trainer.run_epoch(prep.feats["valid"], prep.targets["valid"], 256)[0]
+    assert valid_loss == pytest.approx(curve[ctrl_run.best_epoch - 1], rel=1e-5)
 
 
 def test_same_seed_same_result_and_seeds_differ(data: TrainingData) -> None:
@@ -367,7 +362,8 @@ def test_linear_model_learns_a_linearly_separable_problem() -> None:
     # no hidden layer: the heads are the only parameters, on the concatenated modality means
     assert sum(p.numel() for p in model.parameters()) == (11 + 1) * (3 + 1 + 1)
     assert model.encoder.out_dim == 11 and result.fusion_weights is None
-    assert {"acc2_non0", "mae", "corr", "acc7"} <= set(m["level"])
+    assert {"acc2_non0", "mae", "corr"} <= set(m["level"])
+    assert "acc7" not in m["level"]  # no label scale known: the [-3, 3] bins mean nothing
     assert {"acc", "f1", "precision", "recall", "precision_weighted", "recall_weighted",
             "f1_weighted", "uar"} == set(m["flag"])
     assert result.confusion["flag"].shape == (2, 2) and "level" not in result.confusion
@@ -568,66 +564,86 @@ def test_assemble_dataset_with_pooled_views(toy_corpus) -> None:
     assert stores["audio"] == str(root / "features" / "egemaps")
     tasks = {"emotion": {"weight": 1.0, "loss": "bce"}, "sentiment_class": {"weight": 1.0},
              "flag": {"weight": 1.0}, "score": {"weight": 0.5}}
-    counts = assemble_dataset(root / "manifest.parquet", stores, LABELS, tasks, root / "ds.npz", views=views)
-    assert counts == {"train": 4, "valid": 4, "test": 3}  # u05 (test) has no text features
+    counts = assemble_dataset(root / "manifest.parquet", stores, LABELS, root / "ds.npz", views=views)
+    assert counts == {"split": {"train": 4, "valid": 4, "test": 3}}  # u05 (test) has no text features
     data = load_dataset(root / "ds.npz")
     assert data.kinds == {t: LABELS[t]["type"] for t in tasks}
     assert data.classes == {t: LABELS[t]["classes"] for t in ("emotion", "sentiment_class")}
     assert data.views == views and data.emotion_classes == LABELS["emotion"]["classes"]
+    assert data.sources["audio"]["extractor"] == "egemaps" and data.sources["text"]["view"] == "sequence"
     train = data.splits["train"]
     x, lengths = train.features["audio"]
     assert x.shape == (4, 1, 5) and lengths.tolist() == [1, 1, 1, 1]
     np.testing.assert_allclose(x[:, 0], np.stack([pooled[u] for u in train.utt_ids]), rtol=1e-6)
-    assert train.features["text"][0].shape[1:] == (4, 4)  # sequence view: padded frames
+    text_x, text_lengths = train.features["text"]  # sequence view: padded to the split's longest
+    assert text_x.shape[2] == 4 and text_x.shape[1] == text_lengths.max()
     assert train.utt_ids == ["u00", "u03", "u06", "u09"]
     assert train.labels["emotion"].tolist() == [0, -1, 0, 0]
     assert train.labels["sentiment_class"].tolist() == [0, 1, 2, 0]
     assert train.labels["flag"].tolist() == [0.0, 1.0, 0.0, 1.0]
     assert data.modality_dims() == {"audio": 5, "text": 4}
-    # a loss that does not fit the label type fails at assembly, naming the task
+    # a model reading audio only keeps u05, which lacks text features only
+    audio_only = load_dataset(root / "ds.npz", modalities=["audio"])
+    assert "u05" in audio_only.splits["test"].utt_ids and "u05" not in data.splits["test"].utt_ids
+    # a loss that does not fit the label type fails when training prepares the tasks, naming it
     with pytest.raises(ValueError, match="score"):
-        assemble_dataset(root / "manifest.parquet", stores, LABELS, {"score": {"weight": 1, "loss": "ce"}},
-                         root / "bad.npz", views=views)
+        prepare(data, {"score": {"weight": 1, "loss": "ce"}})
     with pytest.raises(ValueError, match="view"):
         modality_sources(root, {"audio": {"extractor": "egemaps", "view": "mean"}})
-    # one fold of a cross-validation protocol: its own split column, empty rows left out
+    # the folds of a cross-validation protocol: index columns over the same rows, one file
     import pandas as pd
 
     frame = pd.read_parquet(root / "manifest.parquet")
     frame["split_cv_1"] = ["test", "train", "valid", None] * 3
     frame.to_parquet(root / "manifest.parquet")
-    counts = assemble_dataset(root / "manifest.parquet", stores, LABELS, tasks, root / "fold.npz",
-                              views=views, split_column="split_cv_1")
-    assert counts == {"train": 2, "valid": 3, "test": 3}  # u05 (train here) has no text features
-    fold = load_dataset(root / "fold.npz")
+    counts = assemble_dataset(root / "manifest.parquet", stores, LABELS, root / "folds.npz",
+                              views=views, split_columns=["split", "split_cv_1"])
+    assert counts["split_cv_1"] == {"train": 2, "valid": 3, "test": 3}  # u05 (train here) lacks text
+    fold = load_dataset(root / "folds.npz", "split_cv_1")
     assert fold.splits["train"].utt_ids == ["u01", "u09"]
     assert fold.splits["test"].utt_ids == ["u00", "u04", "u08"]
+    with pytest.raises(ValueError, match="split_cv_2"):
+        load_dataset(root / "folds.npz", "split_cv_2")
 
 
-def test_dataset_to_result_files_weights_only_and_figures(toy_corpus, tmp_path) -> None:
+def test_dataset_to_result_files_self_describing_and_figures(toy_corpus, tmp_path) -> None:
     import json
 
     from affectflow.report.figures import class_labels, evaluate_runs
     from affectflow.train.dataset import assemble_dataset, modality_sources
     from affectflow.train.run import train_to_files
+    from affectflow.train.saved import load_model
 
     root, _ = toy_corpus
     stores, views = modality_sources(root, {"audio": {"extractor": "egemaps", "view": "pooled"}, "text": "text"})
     tasks = {"emotion": {"weight": 1.0, "loss": "bce"}, "sentiment_class": {"weight": 1.0},
              "flag": {"weight": 1.0}, "score": {"weight": 0.5}}
-    assemble_dataset(root / "manifest.parquet", stores, LABELS, tasks, root / "ds.npz", views=views)
+    assemble_dataset(root / "manifest.parquet", stores, LABELS, root / "ds.npz", views=views)
     out = tmp_path / "runs"
     paths = []
-    for model in ("linear", "lf_avg"):
-        result, weights = out / model / "result.json", out / model / "model.pt"
-        train_to_files(root / "ds.npz", model, 0, tasks, {"max_epochs": 2, "hidden": 8}, "cpu",
-                       result, weights)
-        paths.append(result)
-        saved = torch.load(weights)  # the default weights_only=True
-        assert saved["task_kinds"] == {t: LABELS[t]["type"] for t in tasks}
-        assert saved["classes"]["sentiment_class"] == LABELS["sentiment_class"]["classes"]
-        assert saved["task_specs"]["emotion"]["loss"] == "bce" and saved["views"] == views
+    for model in ("linear", "lf_avg", "ef_trans"):
+        results = [out / model / f"s{s}" / "result.json" for s in (0, 1)]
+        weights = [out / model / f"s{s}" / "model.pt" for s in (0, 1)]
+        train_to_files(root / "ds.npz", model, [0, 1], tasks,
+                       {"max_epochs": 2, "hidden": 8, "trans_heads": 2, "trans_ffn": 16}, "cpu",
+                       results, weights)
+        paths += results
+        saved = torch.load(weights[0])  # the default weights_only=True
+        assert saved["architecture"] == model and saved["views"] == views
+        assert saved["task_specs"]["sentiment_class"]["classes"] == LABELS["sentiment_class"]["classes"]
+        assert saved["task_specs"]["emotion"]["loss"] == "bce"
+        assert saved["sources"]["audio"]["extractor"] == "egemaps"
         assert isinstance(saved["norm_stats"]["audio"][0], torch.Tensor)
+        # rebuilt with no training data: the same test predictions
+        loaded = load_model(weights[1])
+        assert loaded.seed == 1 and loaded.modality_dims == {"audio": 5, "text": 4}
+        from affectflow.train.dataset import load_dataset
+
+        test = load_dataset(root / "ds.npz").splits["test"]
+        record = json.loads(results[1].read_text())
+        again = loaded.predict(test.features)
+        np.testing.assert_allclose(again["flag_prob"], record["test_predictions"]["flag_prob"], rtol=1e-5)
+        np.testing.assert_allclose(again["score"], record["test_predictions"]["score"], rtol=1e-5, atol=1e-6)
     record = json.loads(paths[0].read_text())
     assert record["classes"] == {"emotion": LABELS["emotion"]["classes"], "flag": ["0", "1"],
                                  "sentiment_class": LABELS["sentiment_class"]["classes"]}
@@ -641,23 +657,9 @@ def test_dataset_to_result_files_weights_only_and_figures(toy_corpus, tmp_path) 
     assert class_labels({"emotion_classes": ["a", "b"]}, "emotion", 2) == ["a", "b"]  # old records
     assert class_labels({}, "mood", 3) == ["0", "1", "2"]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics) == {"linear", "lf_avg"} and "f1_macro" in metrics["linear"]["sentiment_class"]
-
-
-def test_load_dataset_written_before_task_kinds(tmp_path) -> None:
-    from affectflow.train.dataset import load_dataset
-
-    arrays = {}
-    for split in ("train", "valid", "test"):
-        arrays[f"{split}/utt_ids"] = np.array(["a", "b"])
-        arrays[f"{split}/audio/x"] = np.ones((2, 1, 3), np.float32)
-        arrays[f"{split}/audio/lengths"] = np.ones(2, np.int64)
-        arrays[f"{split}/emotion"] = np.array([0, 1])
-        arrays[f"{split}/sarcasm"] = np.array([0.0, np.nan], np.float32)
-    np.savez(tmp_path / "old.npz", emotion_classes=np.array(["x", "y"]), **arrays)
-    data = load_dataset(tmp_path / "old.npz")
-    assert data.kinds == {"emotion": "categorical", "sarcasm": "binary"}
-    assert data.classes == {"emotion": ["x", "y"]} and data.splits["test"].emotion.tolist() == [0, 1]
+    assert {m for m in metrics if not m.startswith("@")} == {"linear", "lf_avg", "ef_trans"}
+    assert "f1_macro" in metrics["linear"]["sentiment_class"]
+    assert metrics["@labels"]["linear"] == {t: "S" for t in tasks}
 
 
 def test_evaluate_runs_averages_folds_within_a_seed(tmp_path) -> None:
@@ -685,35 +687,32 @@ def test_evaluate_runs_averages_folds_within_a_seed(tmp_path) -> None:
 
 
 def test_svm_through_the_training_stage_files(toy_corpus, tmp_path) -> None:
-    """svm results and weights: the estimators (a skops file) reload and reproduce the test
-    predictions, the curves figure shows C selection, seeds agree (std 0)."""
+    """svm results and weights: the reloaded model reproduces the test predictions, the curves
+    figure shows C selection, seeds agree (std 0)."""
     import json
 
     from affectflow.report.figures import evaluate_runs
-    from affectflow.train.classic import pooled_matrix
     from affectflow.train.dataset import assemble_dataset, load_dataset, modality_sources
-    from affectflow.train.loop import apply_standardiser
-    from affectflow.train.run import load_model_file, train_to_files
+    from affectflow.train.run import train_to_files
+    from affectflow.train.saved import load_model
 
     root, _ = toy_corpus
     stores, views = modality_sources(root, {"audio": {"extractor": "egemaps", "view": "pooled"}, "text": "text"})
     tasks = {"sentiment_class": {"weight": 1.0}, "flag": {"weight": 1.0}, "score": {"weight": 0.5}}
-    assemble_dataset(root / "manifest.parquet", stores, LABELS, tasks, root / "ds.npz", views=views)
-    paths = []
-    for seed in (0, 1):
-        result, weights = tmp_path / f"s{seed}" / "result.json", tmp_path / f"s{seed}" / "model.pt"
-        train_to_files(root / "ds.npz", "svm", seed, tasks, {"svm_c": [0.5, 2.0]}, "cpu", result,
-                       weights, model_id="svm_rbf")
-        paths.append(result)
-    saved = load_model_file(weights)  # torch.load(weights_only=True) + skops, SVC/SVR only
-    estimators = saved["estimators"]
-    assert set(estimators) == set(tasks) and saved["state_dict"] == {}
-    norm = {m: (mean.numpy(), std.numpy()) for m, (mean, std) in saved["norm_stats"].items()}
-    test = pooled_matrix(apply_standardiser(load_dataset(root / "ds.npz").splits["test"].features, norm))
+    assemble_dataset(root / "manifest.parquet", stores, LABELS, root / "ds.npz", views=views)
+    paths = [tmp_path / f"s{seed}" / "result.json" for seed in (0, 1)]
+    weights = [tmp_path / f"s{seed}" / "model.pt" for seed in (0, 1)]
+    train_to_files(root / "ds.npz", "svm", [0, 1], tasks,
+                   {"svm_c": [0.5, 2.0], "block_scale": "sqrt_width"}, "cpu", paths, weights,
+                   model_id="svm_rbf")
+    loaded = load_model(weights[-1])  # torch.load(weights_only=True) + skops, SVC/SVR only
+    assert set(loaded.estimators) == set(tasks) and loaded.module is None
+    assert loaded.config.block_scale == "sqrt_width"
+    again = loaded.predict(load_dataset(root / "ds.npz").splits["test"].features)
     record = json.loads(paths[-1].read_text())
     assert record["model_name"] == "svm_rbf" and record["architecture"] == "svm"
-    np.testing.assert_allclose(estimators["score"].predict(test), record["test_predictions"]["score"], rtol=1e-5)
-    np.testing.assert_array_equal(estimators["flag"].predict(test), record["test_predictions"]["flag_prob"])
+    np.testing.assert_allclose(again["score"], record["test_predictions"]["score"], rtol=1e-5)
+    np.testing.assert_array_equal(again["flag_prob"], record["test_predictions"]["flag_prob"])
     metrics = evaluate_runs(paths, tmp_path / "metrics.json", tmp_path / "figures")
     assert (tmp_path / "figures" / "svm_rbf_curves.png").stat().st_size > 0
     assert metrics["svm_rbf"]["flag"]["acc"]["std"] == 0.0

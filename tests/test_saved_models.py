@@ -1,5 +1,5 @@
 """Saved models are data, not code: svm estimators go through skops with a fixed type list, and
-`load_model_file` reads a `model.pt` without running anything the file names."""
+`load_model` reads a `model.pt` without running anything the file names."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import torch
 
 from affectflow.train.classic import (SKOPS_TRUSTED_TYPES, UnsafeModelError, estimators_blob,
                                       load_estimators, pooled_matrix, train_svm_seed)
+from affectflow.train.data import apply_standardiser
 from affectflow.train.dataset import load_dataset
-from affectflow.train.loop import apply_standardiser
-from affectflow.train.run import load_model_file, train_to_files
+from affectflow.train.run import train_to_files
+from affectflow.train.saved import FORMAT, load_model
 
 from test_models import LABELS, RING_TASKS, ring_data, toy_corpus  # noqa: F401 - toy_corpus is a fixture
 
@@ -40,7 +41,13 @@ class SetstatePayload:
 
 
 def write_model_file(path: Path, blob: bytes) -> None:
-    torch.save({"state_dict": {}, "model": "svm", "seed": 0,
+    """A self-describing svm model file around `blob` (its estimators)."""
+    torch.save({"format": FORMAT, "architecture": "svm", "model_id": "svm", "model_config": {},
+                "hparams": {}, "seed": 0, "modality_dims": {"a": 2}, "views": {"a": "pooled"},
+                "sources": {}, "norm_stats": {"a": (torch.zeros(2), torch.ones(2))},
+                "task_specs": {"flag": {"kind": "binary", "loss": "bce", "weight": 1.0,
+                                        "n_outputs": 1}},
+                "valid_metrics": {}, "corpus": "", "fold": "", "state_dict": {},
                 "sklearn": torch.frombuffer(bytearray(blob), dtype=torch.uint8)}, path)
 
 
@@ -51,15 +58,15 @@ def test_svm_model_file_round_trip_predicts_the_same(toy_corpus, tmp_path) -> No
 
     root, _ = toy_corpus
     stores, views = modality_sources(root, {"audio": {"extractor": "egemaps", "view": "pooled"}, "text": "text"})
-    assemble_dataset(root / "manifest.parquet", stores, LABELS, TASKS, root / "ds.npz", views=views)
+    assemble_dataset(root / "manifest.parquet", stores, LABELS, root / "ds.npz", views=views)
     result, weights = tmp_path / "result.json", tmp_path / "model.pt"
-    train_to_files(root / "ds.npz", "svm", 0, TASKS, {"svm_c": [0.5, 2.0]}, "cpu", result, weights)
+    train_to_files(root / "ds.npz", "svm", [0], TASKS, {"svm_c": [0.5, 2.0]}, "cpu", [result], [weights])
     blob = bytes(torch.load(weights, weights_only=True)["sklearn"].numpy())
     assert blob[:2] == b"PK"  # a skops (zip) file, not a pickle
-    saved = load_model_file(weights)
-    estimators = saved["estimators"]
-    assert set(estimators) == set(TASKS) and saved["model"] == "svm"
-    norm = {m: (mean.numpy(), std.numpy()) for m, (mean, std) in saved["norm_stats"].items()}
+    saved = load_model(weights)
+    estimators = saved.estimators
+    assert set(estimators) == set(TASKS) and saved.architecture == "svm"
+    norm = saved.norm_stats
     test = pooled_matrix(apply_standardiser(load_dataset(root / "ds.npz").splits["test"].features, norm))
     record = json.loads(result.read_text())
     np.testing.assert_allclose(estimators["score"].predict(test), record["test_predictions"]["score"], rtol=1e-5)
@@ -84,7 +91,7 @@ def test_pickled_estimators_are_refused_and_never_run(tmp_path) -> None:
     weights = tmp_path / "model.pt"
     write_model_file(weights, pickle.dumps({"flag": Payload(marker)}))
     with pytest.raises(UnsafeModelError, match=r"model\.pt: the svm estimators are not a skops file"):
-        load_model_file(weights)
+        load_model(weights)
     with pytest.raises(UnsafeModelError, match="not a skops file"):
         load_estimators(pickle.dumps(Payload(marker)))
     assert not marker.exists()
@@ -95,7 +102,7 @@ def test_a_model_file_that_is_a_plain_pickle_is_refused(tmp_path) -> None:
     weights = tmp_path / "model.pt"
     torch.save({"state_dict": {}, "sklearn": Payload(marker)}, weights)
     with pytest.raises(UnsafeModelError, match=r"weights_only=True"):
-        load_model_file(weights)
+        load_model(weights)
     assert not marker.exists()
 
 
@@ -117,7 +124,7 @@ def test_skops_files_with_other_types_are_refused_naming_them(tmp_path) -> None:
     assert not marker.exists()
     write_model_file(tmp_path / "model.pt", blob)
     with pytest.raises(UnsafeModelError, match=rf"model\.pt: .*{name}"):
-        load_model_file(tmp_path / "model.pt")
+        load_model(tmp_path / "model.pt")
     assert not marker.exists()
     skops.io.loads(blob, trusted=[name])
     assert marker.exists()  # ... as it does here, so the refusal above is what kept it from running
@@ -131,12 +138,11 @@ def test_skops_files_with_other_types_are_refused_naming_them(tmp_path) -> None:
         load_estimators(skops.io.dumps([SVC().fit(x, y)]))
 
 
-def test_torch_model_file_loads_with_no_estimators(tmp_path) -> None:
+def test_a_model_file_without_its_description_is_refused(tmp_path) -> None:
     weights = tmp_path / "model.pt"
-    torch.save({"state_dict": {"w": torch.ones(2)}, "sklearn": torch.zeros(0, dtype=torch.uint8),
-                "model": "linear"}, weights)
-    saved = load_model_file(weights)
-    assert saved["estimators"] == {} and saved["state_dict"]["w"].tolist() == [1.0, 1.0]
+    torch.save({"state_dict": {"w": torch.ones(2)}, "model": "linear"}, weights)
+    with pytest.raises(UnsafeModelError, match="not a self-describing"):
+        load_model(weights)
 
 
 def test_sqrt_width_block_scale_gives_every_modality_the_same_total_variance() -> None:

@@ -92,8 +92,8 @@ def cmd_assemble(args: argparse.Namespace) -> None:
     # stores are the partition files the workflow planned ({modality: [files]})
     _, views = modality_views(_json(args.modalities))
     stores = _json(args.stores)
-    counts = assemble_dataset(args.manifest, stores, _json(args.labels), _json(args.tasks), args.output,
-                              args.max_steps, views=views, split_column=args.split_column,
+    counts = assemble_dataset(args.manifest, stores, _json(args.labels), args.output,
+                              args.max_steps, views=views, split_columns=args.split_columns,
                               normalise=args.normalise)
     log.info("dataset %s: %s", args.output, counts)
 
@@ -101,15 +101,51 @@ def cmd_assemble(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from affectflow.train.run import train_to_files
 
-    train_to_files(args.dataset, args.model, args.seed, _json(args.tasks), _json(args.hparams),
-                   args.device, args.result, args.weights, args.threads, args.model_id or None,
-                   args.modalities.split(",") if args.modalities else None)
+    hparams = _json(args.hparams)
+    for path in args.best_hparams:  # a search's choice, over the configured hyper-parameters
+        with open(path) as handle:
+            hparams.update(json.load(handle)["hparams"])
+    train_to_files(args.dataset, args.model, args.seeds, _json(args.tasks), hparams,
+                   args.device, args.results, args.weights, fold=args.fold, threads=args.threads,
+                   model_id=args.model_id or None,
+                   modalities=args.modalities.split(",") if args.modalities else None,
+                   weak=args.weak, corpus=args.corpus)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    if args.dataset:
+        from affectflow.predict.corpus import predict_dataset
+
+        if not args.output:
+            raise SystemExit("predict --dataset needs --output (a Parquet file)")
+        n = predict_dataset(args.model, args.dataset, args.output, args.corpus, args.device)
+        log.info("predictions for %d utterances: %s", n, args.output)
+        return
+    raise SystemExit("predict needs --dataset (an assembled corpus dataset); predicting on raw "
+                     "media files (--input) is not built yet (issue 9)")
+
+
+def cmd_weak_labels(args: argparse.Namespace) -> None:
+    from affectflow.predict.weak import make_weak_labels
+
+    info = make_weak_labels(args.models, args.task, args.dataset, args.output, args.name,
+                            None if args.confidence in ("", "auto") else float(args.confidence),
+                            args.device)
+    log.info("weak labels %s: %s", args.output, info)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from affectflow.report.figures import evaluate_runs
 
-    evaluate_runs(args.results, args.metrics, args.figures)
+    evaluate_runs(args.results, args.metrics, args.figures, _json(args.evaluation))
+
+
+def cmd_search_select(args: argparse.Namespace) -> None:
+    from affectflow.train.search import select_best
+
+    best = select_best(args.trials, json.loads(args.grid), args.metric, args.output)
+    log.info("best of %d trials on %s: %s (%s)", len(args.trials), args.metric, best["hparams"],
+             best["value"])
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -149,17 +185,39 @@ def build_parser() -> argparse.ArgumentParser:
                                     ("--output", {"required": True}), ("--summary", {"required": True})]),
         "assemble": (cmd_assemble, [("--manifest", {"required": True}), ("--stores", {"required": True}),
                                     ("--modalities", {"required": True}), ("--labels", {"required": True}),
-                                    ("--tasks", {"required": True}), ("--max-steps", {"type": int, "default": 200}),
-                                    ("--split-column", {"default": "split"}),
+                                    ("--max-steps", {"type": int, "default": 200}),
+                                    ("--split-columns", {"nargs": "+", "default": ["split"]}),
                                     ("--normalise", {"default": "none"}),
                                     ("--output", {"required": True})]),
         "train": (cmd_train, [("--dataset", {"required": True}), ("--model", {"required": True}),
-                              ("--seed", {"type": int, "required": True}), ("--tasks", {"required": True}),
+                              ("--fold", {"default": "split"}),
+                              ("--seeds", {"type": int, "nargs": "+", "required": True}),
+                              ("--tasks", {"required": True}),
                               ("--hparams", {"default": "{}"}), ("--device", {"default": "auto"}),
-                              ("--result", {"required": True}), ("--weights", {"required": True}),
+                              ("--results", {"nargs": "+", "required": True}),
+                              ("--weights", {"nargs": "+", "required": True}),
                               ("--threads", {"type": int, "default": 1}),
-                              ("--model-id", {"default": ""}), ("--modalities", {"default": ""})]),
+                              ("--model-id", {"default": ""}), ("--modalities", {"default": ""}),
+                              ("--weak", {"nargs": "*", "default": []}),
+                              ("--best-hparams", {"nargs": "*", "default": []}),
+                              ("--corpus", {"default": ""})]),
+        "predict": (cmd_predict, [("--model", {"nargs": "+", "required": True,
+                                               "help": "model.pt files, or a trained model's "
+                                                       "folder (all its seeds)"}),
+                                  ("--dataset", {"default": ""}),
+                                  ("--corpus", {"default": ""}), ("--output", {"default": ""}),
+                                  ("--device", {"default": "cpu"})]),
+        "weak-labels": (cmd_weak_labels, [("--models", {"nargs": "+", "required": True}),
+                                          ("--task", {"required": True}), ("--name", {"required": True}),
+                                          ("--dataset", {"required": True}), ("--output", {"required": True}),
+                                          ("--confidence", {"default": "auto"}),
+                                          ("--device", {"default": "cpu"})]),
+        "search-select": (cmd_search_select, [("--trials", {"nargs": "+", "required": True}),
+                                              ("--grid", {"required": True}),
+                                              ("--metric", {"default": "valid_loss"}),
+                                              ("--output", {"required": True})]),
         "evaluate": (cmd_evaluate, [("--results", {"nargs": "+", "required": True}),
+                                    ("--evaluation", {"default": "{}"}),
                                     ("--metrics", {"required": True}), ("--figures", {"required": True})]),
         "report": (cmd_report, [("--corpus", {"required": True}), ("--metrics", {"required": True}),
                                 ("--rejected", {"required": True}), ("--manifest", {"required": True}),

@@ -38,7 +38,8 @@ def load_schema(schema_path: str | Path) -> dict:
 
 
 def with_registry(schema: dict) -> dict:
-    """Fill the extractor names and parameter blocks (and the media section) from the registry."""
+    """Fill the extractor names and parameter blocks (and the media section) from the extractor
+    registry, and the model names and hyper-parameter block from the model registry."""
     from affectflow.features.registry import schema_blocks
 
     blocks = schema_blocks()
@@ -53,6 +54,11 @@ def with_registry(schema: dict) -> dict:
         for name, block in blocks["extractors"].items()}
     by_name, by_entry = top["training"]["properties"]["modalities"]["additionalProperties"]["oneOf"]
     by_name["enum"] = by_entry["properties"]["extractor"]["enum"] = blocks["names"]
+    from affectflow.train.models import MODELS, hparams_schema
+
+    schema["definitions"]["hparams"]["properties"] = hparams_schema()["properties"]
+    plain, entry = top["training"]["properties"]["models"]["items"]["oneOf"]
+    plain["enum"] = entry["properties"]["model"]["enum"] = list(MODELS)
     return schema
 
 

@@ -25,18 +25,22 @@ RESULTS = config["results_dir"]
 CACHE = config["cache_dir"]
 CORPORA = list(config["corpora"])
 EXTRACTORS = list(config.get("extractors", {}))
-# Model runs by id: an architecture, the modalities it reads (None: all) and its own
-# hyper-parameters over training.hparams.
+# Model runs by id: an architecture, the modalities it reads (None: all), its own
+# hyper-parameters over training.hparams, its own tasks (None: the corpus's) and its search grid.
 MODEL_SPECS = {
     (m if isinstance(m, str) else m["id"]): {
         "model": m if isinstance(m, str) else m["model"],
         "modalities": None if isinstance(m, str) else m.get("modalities"),
         "hparams": {} if isinstance(m, str) else m.get("hparams", {}),
+        "tasks": None if isinstance(m, str) else m.get("tasks"),
+        "search": None if isinstance(m, str) else m.get("search"),
     }
     for m in config["training"]["models"]
 }
 MODELS = list(MODEL_SPECS)
 SEEDS = config["training"]["seeds"]
+# Weak labels: each entry's task, as `name` (default <task>_w) in every `to` corpus.
+WEAK = [{**w, "name": w.get("name") or f"{w['task']}_w"} for w in config.get("weak_labels", [])]
 
 
 wildcard_constraints:
@@ -46,9 +50,48 @@ wildcard_constraints:
     fold=r"split(_[A-Za-z0-9_]+_\d+)?",
 
 
-def model_hparams(wildcards):
-    """training.hparams updated by the model entry's own (unchanged JSON for models without)."""
-    return as_json({**config["training"].get("hparams", {}), **MODEL_SPECS[wildcards.model]["hparams"]})
+def base_hparams(model):
+    """training.hparams updated by the model entry's own."""
+    return {**config["training"].get("hparams", {}), **MODEL_SPECS[model]["hparams"]}
+
+
+def search_grid(model):
+    """The hyper-parameter combinations of a model's search (sorted keys, product order)."""
+    import itertools
+
+    spec = {k: v for k, v in (MODEL_SPECS[model]["search"] or {}).items() if k != "metric"}
+    keys = sorted(spec)
+    return [dict(zip(keys, values)) for values in itertools.product(*(spec[k] for k in keys))]
+
+
+def corpus_models(corpus):
+    """The model ids trained on a corpus (its `models`, default all)."""
+    return list(corpus_config(corpus).get("models", MODELS))
+
+
+def model_tasks(corpus, model):
+    """The tasks a model trains on a corpus: its own, else the corpus's, else training.tasks."""
+    return (MODEL_SPECS[model]["tasks"] or corpus_config(corpus).get("tasks")
+            or config["training"]["tasks"])
+
+
+def weak_entry(corpus, name):
+    for w in WEAK:
+        if w["name"] == name and corpus in w["to"]:
+            return w
+    raise ValueError(f"no weak_labels entry gives {name!r} to corpus {corpus}")
+
+
+def weak_tables(corpus, model):
+    """The weak-label tables of the weak tasks a model trains on a corpus."""
+    names = {w["name"] for w in WEAK if corpus in w["to"]}
+    return [f"{RESULTS}/{corpus}/weak/{t}.parquet" for t in model_tasks(corpus, model) if t in names]
+
+
+def labeler_models(corpus, model):
+    """Every saved model (folds × seeds) of a model id on a corpus."""
+    return [f"{RESULTS}/{corpus}/models/{model}/{fold}/seed={seed}/model.pt"
+            for fold in folds(corpus) for seed in SEEDS]
 
 
 def res(family, key):
@@ -122,7 +165,8 @@ def folds(corpus):
 def run_results(wildcards):
     """result.json of every model × fold × seed of a corpus."""
     return [f"{RESULTS}/{wildcards.corpus}/models/{model}/{fold}/seed={seed}/result.json"
-            for model in MODELS for fold in folds(wildcards.corpus) for seed in SEEDS]
+            for model in corpus_models(wildcards.corpus) for fold in folds(wildcards.corpus)
+            for seed in SEEDS]
 
 
 def extractor_settings(corpus, extractor):
@@ -192,6 +236,10 @@ def all_targets(wildcards):
         targets += corpus_store_files(corpus)
         targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/report/metrics.html",
                     f"{RESULTS}/{corpus}/report/rejected.html"]
+        targets += [f"{RESULTS}/{corpus}/weak/{w['name']}.parquet" for w in WEAK if corpus in w["to"]]
+    for p in config.get("predictions", []):
+        for corpus in p["to"]:
+            targets.append(f"{RESULTS}/{corpus}/predictions/{p['from']['corpus']}/{p['from']['model']}.parquet")
     return targets
 
 

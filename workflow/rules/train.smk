@@ -1,5 +1,5 @@
-# Training: assemble the modality stores into one padded dataset, train each model × seed,
-# then aggregate metrics over seeds (mean ± std).
+# Training: assemble one dataset per corpus (every fold of its protocol as an index column), train
+# each model's seeds of a fold in one job, then aggregate metrics over seeds (mean ± std).
 
 
 rule assemble_dataset:
@@ -7,58 +7,65 @@ rule assemble_dataset:
         unpack(modality_stores),
         manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
     output:
-        f"{RESULTS}/{{corpus}}/datasets/{{fold}}.npz",
+        f"{RESULTS}/{{corpus}}/dataset.npz",
     params:
         cli=AFFECTFLOW,
         modalities=as_json(config["training"]["modalities"]),
         labels=lambda w: as_json(corpus_config(w.corpus).get("labels", {})),
-        tasks=as_json(config["training"]["tasks"]),
         max_steps=config["training"].get("max_steps", 200),
         normalise=config["training"].get("normalise", "none"),
+        folds=lambda w: folds(w.corpus),
         stores=lambda w, input: as_json({m: list(getattr(input, m)) for m in config["training"]["modalities"]}),
     conda:
         "../../envs/train.yaml"
     log:
-        f"{RESULTS}/logs/{{corpus}}/assemble_dataset/{{fold}}.log",
+        f"{RESULTS}/logs/{{corpus}}/assemble_dataset.log",
     threads: res("default", "threads")
     resources:
         mem_mb=res("train", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
         "{params.cli} assemble --manifest {input.manifest:q} --stores {params.stores:q}"
-        " --modalities {params.modalities:q} --labels {params.labels:q} --tasks {params.tasks:q}"
-        " --max-steps {params.max_steps:q} --normalise {params.normalise:q} --split-column {wildcards.fold:q} --output {output:q} > {log:q} 2>&1"
+        " --modalities {params.modalities:q} --labels {params.labels:q}"
+        " --max-steps {params.max_steps:q} --normalise {params.normalise:q}"
+        " --split-columns {params.folds:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule train:
     input:
-        f"{RESULTS}/{{corpus}}/datasets/{{fold}}.npz",
+        dataset=f"{RESULTS}/{{corpus}}/dataset.npz",
+        weak=lambda w: weak_tables(w.corpus, w.model),
+        best=lambda w: ([f"{RESULTS}/{w.corpus}/search/{w.model}/{w.fold}/best.json"]
+                        if MODEL_SPECS[w.model]["search"] else []),
     output:
-        result=f"{RESULTS}/{{corpus}}/models/{{model}}/{{fold}}/seed={{seed}}/result.json",
-        weights=f"{RESULTS}/{{corpus}}/models/{{model}}/{{fold}}/seed={{seed}}/model.pt",
+        results=expand(RESULTS + "/{{corpus}}/models/{{model}}/{{fold}}/seed={seed}/result.json", seed=SEEDS),
+        weights=expand(RESULTS + "/{{corpus}}/models/{{model}}/{{fold}}/seed={seed}/model.pt", seed=SEEDS),
     wildcard_constraints:
         model="|".join(MODELS),
     params:
         cli=AFFECTFLOW,
-        tasks=as_json(config["training"]["tasks"]),
-        hparams=model_hparams,
+        tasks=lambda w: as_json(model_tasks(w.corpus, w.model)),
+        hparams=lambda w: as_json(base_hparams(w.model)),
         device=config["training"].get("device", "auto"),
         architecture=lambda w: MODEL_SPECS[w.model]["model"],
         modalities=lambda w: ",".join(MODEL_SPECS[w.model]["modalities"] or []),
+        seeds=[str(int(s)) for s in SEEDS],
     conda:
         "../../envs/train.yaml"
     log:
-        f"{RESULTS}/logs/{{corpus}}/train/{{model}}/{{fold}}/seed={{seed}}.log",
+        f"{RESULTS}/logs/{{corpus}}/train/{{model}}/{{fold}}.log",
     threads: res("train", "threads")
     resources:
         mem_mb=res("train", "mem_mb"),
         runtime=res("train", "runtime"),
         gpu=res("train", "gpu"),
     shell:
-        "{params.cli} train --dataset {input:q} --model {params.architecture:q} --model-id {wildcards.model:q}"
-        " --modalities={params.modalities:q} --seed {wildcards.seed:q}"
-        " --tasks {params.tasks:q} --hparams {params.hparams:q} --device {params.device:q}"
-        " --threads {threads:q} --result {output.result:q} --weights {output.weights:q} > {log:q} 2>&1"
+        "{params.cli} train --dataset {input.dataset:q} --fold {wildcards.fold:q} --corpus {wildcards.corpus:q}"
+        " --model {params.architecture:q} --model-id {wildcards.model:q}"
+        " --modalities={params.modalities:q} --seeds {params.seeds:q}"
+        " --tasks {params.tasks:q} --hparams {params.hparams:q} --best-hparams {input.best:q}"
+        " --device {params.device:q} --weak {input.weak:q}"
+        " --threads {threads:q} --results {output.results:q} --weights {output.weights:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -69,6 +76,7 @@ rule evaluate:
         figures=directory(f"{RESULTS}/{{corpus}}/figures"),
     params:
         cli=AFFECTFLOW,
+        compare=lambda w: as_json(config.get("evaluation", {})),
     conda:
         "../../envs/train.yaml"
     log:
@@ -79,4 +87,65 @@ rule evaluate:
         runtime=res("default", "runtime"),
     shell:
         "{params.cli} evaluate --results {input:q} --metrics {output.metrics:q}"
-        " --figures {output.figures:q} > {log:q} 2>&1"
+        " --evaluation {params.compare:q} --figures {output.figures:q} > {log:q} 2>&1"
+
+
+rule search_trial:
+    input:
+        dataset=f"{RESULTS}/{{corpus}}/dataset.npz",
+        weak=lambda w: weak_tables(w.corpus, w.model),
+    output:
+        result=f"{RESULTS}/{{corpus}}/search/{{model}}/{{fold}}/trial={{trial}}/result.json",
+        weights=temp(f"{RESULTS}/{{corpus}}/search/{{model}}/{{fold}}/trial={{trial}}/model.pt"),
+    wildcard_constraints:
+        model="|".join(MODELS),
+        trial=r"\d+",
+    params:
+        cli=AFFECTFLOW,
+        tasks=lambda w: as_json(model_tasks(w.corpus, w.model)),
+        hparams=lambda w: as_json({**base_hparams(w.model), **search_grid(w.model)[int(w.trial)]}),
+        device=config["training"].get("device", "auto"),
+        architecture=lambda w: MODEL_SPECS[w.model]["model"],
+        modalities=lambda w: ",".join(MODEL_SPECS[w.model]["modalities"] or []),
+        seed=SEEDS[0],
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/search/{{model}}/{{fold}}/trial={{trial}}.log",
+    threads: res("train", "threads")
+    resources:
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("train", "runtime"),
+        gpu=res("train", "gpu"),
+    shell:
+        "{params.cli} train --dataset {input.dataset:q} --fold {wildcards.fold:q} --corpus {wildcards.corpus:q}"
+        " --model {params.architecture:q} --model-id {wildcards.model:q}"
+        " --modalities={params.modalities:q} --seeds {params.seed:q}"
+        " --tasks {params.tasks:q} --hparams {params.hparams:q}"
+        " --device {params.device:q} --weak {input.weak:q}"
+        " --threads {threads:q} --results {output.result:q} --weights {output.weights:q} > {log:q} 2>&1"
+
+
+rule search_select:
+    input:
+        lambda w: [f"{RESULTS}/{w.corpus}/search/{w.model}/{w.fold}/trial={k}/result.json"
+                   for k in range(len(search_grid(w.model)))],
+    output:
+        f"{RESULTS}/{{corpus}}/search/{{model}}/{{fold}}/best.json",
+    wildcard_constraints:
+        model="|".join(MODELS),
+    params:
+        cli=AFFECTFLOW,
+        metric=lambda w: MODEL_SPECS[w.model]["search"].get("metric", "valid_loss"),
+        grid=lambda w: as_json(search_grid(w.model)),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/search/{{model}}/{{fold}}/select.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "{params.cli} search-select --trials {input:q} --grid {params.grid:q}"
+        " --metric {params.metric:q} --output {output:q} > {log:q} 2>&1"

@@ -155,7 +155,8 @@ def pearson_corr(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.corrcoef(y_true, y_pred)[0, 1])
 
 
-def sentiment_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+def sentiment_metrics(y_true: np.ndarray, y_pred: np.ndarray,
+                      scale: tuple[float, float] | None = (-3.0, 3.0)) -> dict[str, float]:
     """MMSA's regression metrics for sentiment scores in [-3, 3] (rows with NaN y_true ignored).
 
     - ``acc2_has0`` / ``f1_has0``: (y >= 0) vs (pred >= 0) on all samples (0 counts as positive).
@@ -165,7 +166,9 @@ def sentiment_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float
       ``f1_weighted`` repeats ``f1_non0``: the single "F1" that papers (MulT, MAG, Dai et al.'s
       sentiment table) report next to Acc2 is the non-0 weighted F1.
     - ``acc5`` / ``acc7``: equality of round(clip(., -2, 2)) / round(clip(., -3, 3)) between
-      prediction and label; rounding is NumPy's half-to-even, exactly as MMSA.
+      prediction and label; rounding is NumPy's half-to-even, exactly as MMSA. Only for a
+      label `scale` of (-3, 3): on any other scale (or an unknown one, None) the bins mean
+      nothing and both are left out.
     - ``mae``: mean absolute error; ``corr``: Pearson r, 0.0 when predictions (or labels) are
       constant (see `pearson_corr`).
     """
@@ -185,7 +188,7 @@ def sentiment_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float
     else:
         out["acc2_non0"] = out["f1_non0"] = math.nan
     out["f1_weighted"] = out["f1_non0"]
-    for k, bound in ((5, 2.0), (7, 3.0)):
+    for k, bound in ((5, 2.0), (7, 3.0)) if scale is not None and tuple(scale) == (-3, 3) else ():
         t = np.round(np.clip(y_true, -bound, bound))
         p = np.round(np.clip(y_pred, -bound, bound))
         out[f"acc{k}"] = float(accuracy_score(t, p))
@@ -314,6 +317,7 @@ def task_metrics(
     class_names: Sequence[str] = (),
     per_class: bool = False,
     multilabel: bool = False,
+    value_range: tuple[float, float] | None = (-3.0, 3.0),
 ) -> dict[str, float]:
     """Metrics of one task by kind: ``categorical`` → `categorical_metrics` (y_pred (N, C)
     probabilities), ``binary`` → `binary_metrics` (y_pred positive-class probability),
@@ -323,7 +327,7 @@ def task_metrics(
     if kind == "binary":
         return binary_metrics(y_true, y_pred)
     if kind == "regression":
-        return sentiment_metrics(y_true, y_pred)
+        return sentiment_metrics(y_true, y_pred, value_range)
     raise ValueError(f"unknown task kind {kind!r}")
 
 

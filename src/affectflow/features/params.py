@@ -37,6 +37,9 @@ def _type_schema(hint: Any) -> dict[str, Any]:
     origin = get_origin(hint)
     if origin is Literal:
         return {"enum": list(get_args(hint))}
+    if origin is dict:
+        _, value = get_args(hint)
+        return {"type": "object", "additionalProperties": _type_schema(value)}
     if origin in (list, tuple):
         (item,) = get_args(hint)[:1] or (Any,)
         return {"type": "array", "items": _type_schema(item)} if item is not Any else {"type": "array"}

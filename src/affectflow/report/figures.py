@@ -6,7 +6,7 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 
@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 
 from affectflow.atomic import atomic_path, write_text  # noqa: E402
 from affectflow.evaluate.metrics import aggregate_over_folds, aggregate_over_seeds  # noqa: E402
+from affectflow.evaluate.compare import compare_models  # noqa: E402
 from affectflow.jsonsafe import json_safe  # noqa: E402
 
 
@@ -104,15 +105,22 @@ def class_labels(record: dict[str, Any], task: str, n: int) -> list[str]:
 
 
 def evaluate_runs(result_paths: Sequence[str | os.PathLike[str]], metrics_path: str | os.PathLike[str],
-                  figures_dir: str | os.PathLike[str]) -> dict[str, Any]:
+                  figures_dir: str | os.PathLike[str],
+                  evaluation: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write {model: {task: {metric: {"mean", "std"}}}} (over seeds, of each seed's fold average
     when a seed has several fold records) and the figures (loss curves per model,
     one confusion matrix per model and categorical/binary task, class-labelled); return the
-    metrics."""
+    metrics. Two keys beside the models (model ids cannot start with @): ``@labels`` {model:
+    {task: "S" | "W"}} (strong or weak labels) and ``@comparisons`` (the bootstrap CIs of
+    `evaluation.compare`, see `affectflow.evaluate.compare`)."""
     by_model = load_results(result_paths)
     with atomic_path(figures_dir) as figures:
         figures.mkdir()
         metrics = _plot_and_aggregate(by_model, figures)
+    metrics["@labels"] = {model: {t: ("W" if t in records[0].get("weak_tasks", []) else "S")
+                                  for t in records[0].get("task_specs", {})}
+                          for model, records in by_model.items()}
+    metrics["@comparisons"] = compare_models(by_model, evaluation or {})
     write_text(metrics_path, json.dumps(json_safe(metrics), indent=2, sort_keys=True))
     return metrics
 

@@ -128,6 +128,15 @@ def metrics_html(corpus: str, metrics: dict, protocol: str, counts: pd.DataFrame
     parts = [f"<html><head><meta charset='utf-8'>{_style()}</head><body>",
              f"<h2>{html.escape(corpus)}: test metrics, mean ± std over seeds</h2>",
              protocol_html(protocol, counts)]
+    labels = metrics.get("@labels", {})
+    comparisons = metrics.get("@comparisons", [])
+    metrics = {m: v for m, v in metrics.items() if not m.startswith("@")}
+    if labels:
+        parts.append("<p>Tasks each model trained on: S strong (the corpus's own labels), "
+                     "W weak (predicted by a model trained on another corpus).</p><ul>" + "".join(
+                         f"<li>{html.escape(m)}: " + ", ".join(
+                             f"{html.escape(t)} ({k})" for t, k in sorted(ts.items())) + "</li>"
+                         for m, ts in sorted(labels.items())) + "</ul>")
     tasks = sorted({t for model in metrics.values() for t in model})
     for task in tasks:
         names = sorted({m for model in metrics.values() for m in model.get(task, {})})
@@ -139,6 +148,16 @@ def metrics_html(corpus: str, metrics: dict, protocol: str, counts: pd.DataFrame
                 value = by_task.get(task, {}).get(name)
                 cells.append(f"<td>{_mean_std(value)}</td>")
             parts.append(f"<tr><td>{html.escape(model)}</td>{''.join(cells)}</tr>")
+        parts.append("</table>")
+    if comparisons:
+        parts.append("<h3>Challenger − baseline, paired bootstrap 95 % CI</h3><table><tr>"
+                     "<th>challenger</th><th>baseline</th><th>task</th><th>metric</th><th>diff</th>"
+                     "<th>95 % CI</th><th>significant</th><th>n</th></tr>")
+        for c in comparisons:
+            parts.append(f"<tr><td>{html.escape(c['challenger'])}</td><td>{html.escape(c['baseline'])}"
+                         f"</td><td>{html.escape(c['task'])}</td><td>{html.escape(c['metric'])}</td>"
+                         f"<td>{c['diff']:+.4f}</td><td>[{c['low']:+.4f}, {c['high']:+.4f}]</td>"
+                         f"<td>{'yes' if c['significant'] else 'no'}</td><td>{c['n']}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -24,11 +24,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from affectflow.train.data import SPLITS, Features, TrainingData, prepare
-from affectflow.train.loop import SeedResult, evaluate_predictions, set_seed
+from affectflow.train.evaluation import evaluate_predictions, hard_targets, test_labels
+from affectflow.train.loop import SeedResult, set_seed
+from affectflow.train.models import model_config
+from affectflow.train.models.svm import SvmConfig
 from affectflow.train.tasks import TaskSpec
 
-CLASSIC_MODELS = ("svm",)
-DEFAULT_SVM_HPARAMS: dict[str, Any] = {"svm_c": [0.1, 1.0, 10.0], "svm_kernel": "rbf", "block_scale": "none"}
 LOWER_IS_BETTER = {"mae"}
 
 
@@ -55,12 +56,15 @@ def _estimator(spec: TaskSpec, c: float, kernel: str, seed: int) -> Any:
     return SVC(C=c, kernel=kernel, gamma="scale", class_weight=weight, random_state=seed)
 
 
-def _outputs(estimator: Any, spec: TaskSpec, x: np.ndarray) -> np.ndarray:
+def svm_outputs(estimator: Any, spec: TaskSpec, x: np.ndarray) -> np.ndarray:
     """Predictions in the torch models' layout: categorical one-hot (N, C) of the predicted
-    class, binary (N,) 0/1, regression (N,) values (an SVM gives no calibrated probability)."""
+    class, binary (N,) 0/1, regression (N,) values clipped to the label's scale (an SVM gives
+    no calibrated probability)."""
     predicted = estimator.predict(x)
     if spec.kind == "categorical":
         return np.eye(spec.n_outputs, dtype=np.float32)[predicted.astype(int)]
+    if spec.kind == "regression" and spec.value_range is not None:
+        predicted = np.clip(predicted, *spec.value_range)
     return predicted.astype(np.float32)
 
 
@@ -68,31 +72,34 @@ def train_svm_seed(data: TrainingData, tasks: Mapping[str, Any], hparams: Mappin
                    seed: int) -> SeedResult:
     """Fit an SVM per task on the pooled training features, C chosen on valid; evaluate on test.
 
-    hparams: ``svm_c`` (list of C values tried, default 0.1, 1, 10), ``svm_kernel`` (rbf;
-    linear, poly, sigmoid) and ``block_scale`` (none; sqrt_width, see `pooled_matrix`).
-    Multi-label tasks (``loss: bce``) are refused: use ``loss: ce``.
+    hparams: `SvmConfig` (``svm_c``, ``svm_kernel``, ``block_scale``; other models' and the
+    trainer's keys are ignored). C is chosen on the validation split by the task's headline
+    metric, and on MAE for every regression task (not on sign accuracy, which a constant
+    prediction can win on small data). Multi-label tasks (``loss: bce``) are refused: use
+    ``loss: ce``; a weak task is fitted on its hard labels (the argmax of the soft targets).
     `curves` holds the validation metric per C (``valid_<task>_<metric>``) and ``svm_c``.
     """
-    hp = {**DEFAULT_SVM_HPARAMS, **hparams}
-    grid = [float(c) for c in (hp["svm_c"] if isinstance(hp["svm_c"], list) else [hp["svm_c"]])]
+    cfg: SvmConfig = model_config("svm", hparams)
+    grid = [float(c) for c in (cfg.svm_c if isinstance(cfg.svm_c, list) else [cfg.svm_c])]
     prep = prepare(data, tasks)
     for task, spec in prep.specs.items():
         if spec.multilabel:
             raise ValueError(f"task {task}: the svm model is single-label; set loss: ce")
     set_seed(seed)
-    x = {s: pooled_matrix(prep.feats[s], str(hp["block_scale"])) for s in SPLITS}
+    x = {s: pooled_matrix(prep.feats[s], cfg.block_scale) for s in SPLITS}
     curves: dict[str, list[float]] = {"train_loss": [], "valid_loss": [], "svm_c": grid}
     preds: dict[str, np.ndarray] = {}
     estimators: dict[str, Any] = {}
     t0 = time.perf_counter()
     for task, spec in prep.specs.items():
-        metric = prep.headline[task]
+        metric = "mae" if spec.kind == "regression" else prep.headline[task]
         best_score, best = -math.inf, None
+        y_train = hard_targets(prep.targets["train"][task], spec)
         for c in grid:
-            rows = np.isfinite(prep.targets["train"][task])
-            estimator = _estimator(spec, c, str(hp["svm_kernel"]), seed)
-            estimator.fit(x["train"][rows], prep.targets["train"][task][rows])
-            valid_preds = {spec.prediction_key: _outputs(estimator, spec, x["valid"])}
+            rows = np.isfinite(y_train)
+            estimator = _estimator(spec, c, cfg.svm_kernel, seed)
+            estimator.fit(x["train"][rows], y_train[rows])
+            valid_preds = {spec.prediction_key: svm_outputs(estimator, spec, x["valid"])}
             scores, _ = evaluate_predictions(valid_preds, prep.targets["valid"], {task: spec})
             value = scores.get(task, {}).get(metric, math.nan)
             curves.setdefault(f"valid_{task}_{metric}", []).append(value)
@@ -100,7 +107,7 @@ def train_svm_seed(data: TrainingData, tasks: Mapping[str, Any], hparams: Mappin
             if best is None or (math.isfinite(score) and score > best_score):
                 best_score, best = score, estimator
         estimators[task] = best
-        preds[spec.prediction_key] = _outputs(best, spec, x["test"])
+        preds[spec.prediction_key] = svm_outputs(best, spec, x["test"])
     train_seconds = time.perf_counter() - t0
     metrics, conf = evaluate_predictions(preds, prep.targets["test"], prep.specs, prep.classes)
     result = SeedResult(
@@ -108,7 +115,8 @@ def train_svm_seed(data: TrainingData, tasks: Mapping[str, Any], hparams: Mappin
         test_predictions={"utt_id": list(data.splits["test"].utt_ids), **preds}, confusion=conf,
         fusion_weights=None, train_seconds=train_seconds, model=None, norm_stats=prep.norm,
         classes={t: s.class_names for t, s in prep.specs.items() if s.kind != "regression"},
-        task_kinds={t: s.kind for t, s in prep.specs.items()}, estimators=estimators)
+        task_kinds={t: s.kind for t, s in prep.specs.items()}, estimators=estimators,
+        specs=dict(prep.specs), test_labels=test_labels(prep))
     return result
 
 

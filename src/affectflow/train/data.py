@@ -64,6 +64,10 @@ class TrainingData:
     classes: dict[str, list[str]] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     views: dict[str, str] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # regression scales
+    weak: dict[str, float] = field(default_factory=dict)  # weak task → its labeler's confidence
+    # modality → {extractor, version, params_hash, view}: where its features came from
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.classes = {t: list(c) for t, c in self.classes.items()}
@@ -140,16 +144,23 @@ def label_targets(split: SplitData, tasks: Mapping[str, TaskSpec]) -> dict[str, 
     for task, spec in tasks.items():
         v = split.labels.get(task)
         shape = (split.n, spec.n_outputs) if spec.multilabel else (split.n,)
+        if spec.soft and spec.kind == "categorical":
+            shape = (split.n, spec.n_outputs)
         if v is None:
             y = np.full(shape, np.nan, np.float32)
+        elif spec.soft:
+            y = np.asarray(v, np.float32)
         elif spec.kind == "categorical":
             y = _categorical_target(task, np.asarray(v), spec, split.n)
         else:
             y = np.asarray(v, np.float32)
         if y.shape != shape:
             raise ValueError(f"{task} labels have shape {y.shape}, expected {shape}")
-        if spec.kind == "binary" and not np.isin(y[np.isfinite(y)], (0.0, 1.0)).all():
+        finite = y[np.isfinite(y)]
+        if spec.kind == "binary" and not spec.soft and not np.isin(finite, (0.0, 1.0)).all():
             raise ValueError(f"{task} labels must be 0, 1 or NaN (missing)")
+        if spec.soft and ((finite < 0) | (finite > 1)).any():
+            raise ValueError(f"weak task {task}: soft targets must lie in [0, 1]")
         targets[task] = y
     return targets
 
@@ -232,7 +243,7 @@ _Prepared = Prepared  # historical name
 def prepare(data: TrainingData, tasks: Mapping[str, Any]) -> Prepared:
     """Normalise tasks, fit the standardiser on train, build targets; fail early on bad input."""
     specs = normalize_tasks(tasks, len(data.emotion_classes) or None, kinds=data.kinds,
-                            classes=data.classes)
+                            classes=data.classes, ranges=data.ranges, weak=data.weak)
     missing = [s for s in SPLITS if s not in data.splits]
     if missing:
         raise ValueError(f"TrainingData lacks split(s) {missing}")

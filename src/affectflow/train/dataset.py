@@ -1,21 +1,27 @@
-"""Assemble modality feature stores and manifest labels into one padded training dataset (.npz).
+"""Assemble a corpus's modality feature stores and manifest labels into one dataset (.npz).
 
-Only utterances with accepted features in every training modality are used; the others are in
-the corpus's rejected table with the reason. Each modality is read in one of three views:
-``sequence`` (the extractor's frames, padded; the default), ``pooled`` (its utterance-level
-vector, e.g. eGeMAPS functionals, stored as a sequence of length 1) or ``aligned`` (one vector
-per word of the manifest's word times, `affectflow.formats.aligned`: every aligned modality then
-shares the words' time axis; utterances without word times are left out).
+One dataset per corpus and protocol: every usable utterance once, every label of the corpus,
+and each fold of the protocol as a column of split names (``train``/``valid``/``test``/empty)
+over the same rows, so a cross-validation protocol does not write one padded copy per fold.
+An utterance is usable when it has a split in some fold and accepted features in at least one
+modality; each modality carries a ``present`` mask, and `load_dataset` keeps only the rows that
+have every modality the model reads (a text-only model is not scored on the subset that also
+has faces). Each modality is read in one of three views: ``sequence`` (the extractor's frames,
+padded; the default), ``pooled`` (its utterance-level vector, e.g. eGeMAPS functionals, stored
+as a sequence of length 1) or ``aligned`` (one vector per word of the manifest's word times,
+`affectflow.formats.aligned`; utterances without word times lack that modality).
 
-The .npz keys: ``<split>/<modality>/x`` (N, T, D), ``<split>/<modality>/lengths``,
-``<split>/utt_ids``, ``<split>/<task>`` (class index, −1 missing, for categorical tasks; float,
-NaN missing, otherwise), ``kind/<task>`` (categorical | binary | regression), ``classes/<task>``
-(class names of a categorical task), ``view/<modality>`` and, for a categorical ``emotion``,
-``emotion_classes`` (the historical key).
+The .npz keys: ``utt_ids``, ``speakers``, ``fold/<fold>`` (split names), ``<modality>/x``
+(N, T, D), ``<modality>/lengths``, ``<modality>/present``, ``label/<task>`` (class index, −1
+missing, for categorical labels; float, NaN missing, otherwise), ``kind/<task>``,
+``classes/<task>``, ``range/<task>`` (min, max of a regression label), ``view/<modality>`` and
+``source/<modality>`` (JSON: extractor, version, params_hash: the provenance `predict` checks).
 """
+
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -29,7 +35,6 @@ from affectflow.features.reader import accepted_ids, read_pooled, read_sequences
 from affectflow.features.registry import get_extractor
 from affectflow.formats.aligned import aligned_batch, word_intervals
 from affectflow.train.data import SPLITS, SplitData, TrainingData
-from affectflow.train.tasks import LEGACY_KINDS, normalize_tasks
 
 log = logging.getLogger(__name__)
 VIEWS = ("sequence", "pooled", "aligned")
@@ -109,22 +114,28 @@ def speaker_standardise(x: np.ndarray, lengths: np.ndarray, speakers: np.ndarray
     return out
 
 
+def _provenance(store: str | os.PathLike[str] | Sequence[str], view: str) -> dict[str, Any]:
+    files = [store] if isinstance(store, (str, os.PathLike)) else list(store)
+    record = store_provenance(files[0])
+    return {"extractor": record["extractor"], "version": str(record.get("version", "")),
+            "params_hash": str(record.get("params_hash", "")), "view": view}
+
+
 def assemble_dataset(manifest: str | os.PathLike[str],
                      stores: Mapping[str, str | os.PathLike[str] | Sequence[str]],
-                     labels: Mapping[str, Mapping[str, Any]], tasks: Mapping[str, Any],
-                     output: str | os.PathLike[str], max_steps: int = 200,
-                     views: Mapping[str, str] | None = None,
-                     split_column: str = "split", normalise: str = "none") -> dict[str, int]:
-    """Write the dataset; returns the number of utterances per split.
+                     labels: Mapping[str, Mapping[str, Any]], output: str | os.PathLike[str],
+                     max_steps: int = 200, views: Mapping[str, str] | None = None,
+                     split_columns: Sequence[str] = ("split",),
+                     normalise: str = "none") -> dict[str, dict[str, int]]:
+    """Write the dataset; returns {fold: {split: utterances with every modality}}.
 
     `stores`: {modality: its partition files (what the workflow passes: exactly the shards it
-    planned, never a glob that could pick up a stale shard), or a store folder}; `views`: {modality: "sequence" (default) | "pooled" | "aligned"}
-    (see `modality_sources` for the config form). `labels`: the corpus's label types; `tasks`:
-    ``training.tasks`` (checked here against the label types, so a bad loss fails early).
-    `split_column`: the manifest column giving train/valid/test (e.g. ``split_loso_03`` for one
-    fold of a cross-validation protocol); rows with any other value (empty) are left out.
-    `normalise`: "speaker" z-normalises every modality per speaker (`speaker_standardise`) over
-    all the speaker's usable utterances; "none" leaves the features as stored.
+    planned, never a glob that could pick up a stale shard), or a store folder}; `views`:
+    {modality: "sequence" (default) | "pooled" | "aligned"}. `labels`: the corpus's label types
+    (all are stored; which are trained is the model's choice). `split_columns`: the manifest
+    columns giving train/valid/test, one per fold of the protocol (e.g. ``split_loso_03``);
+    other values (empty) leave the row out of that fold. `normalise`: "speaker" z-normalises
+    every modality per speaker (`speaker_standardise`) over all the speaker's usable utterances.
     """
     if normalise not in ("none", "speaker"):
         raise ValueError(f"normalise must be 'none' or 'speaker', got {normalise!r}")
@@ -133,87 +144,128 @@ def assemble_dataset(manifest: str | os.PathLike[str],
     if bad:
         raise ValueError(f"bad views {bad}: each must name a modality and be one of {VIEWS}")
     frame = pd.read_parquet(manifest)
-    if split_column not in frame.columns:
-        raise ValueError(f"manifest has no split column {split_column!r}")
-    odd = [t for t in tasks if "/" in t or t == "utt_ids"]
+    missing = [c for c in split_columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"manifest has no split column(s) {missing}")
+    odd = [t for t in labels if "/" in t]
     if odd:
-        raise ValueError(f"task names {odd} cannot be stored (no '/', not 'utt_ids')")
-    unknown = [t for t in tasks if t not in labels]
-    if unknown:
-        raise ValueError(f"training tasks {unknown} are not labels of this corpus "
-                         f"(labels: {sorted(labels)})")
-    kinds = {t: str(labels[t]["type"]) for t in tasks}
-    classes = {t: list(labels[t]["classes"]) for t in tasks if kinds[t] == "categorical"}
-    normalize_tasks(tasks, kinds=kinds, classes=classes)  # fail now on a loss that does not fit
-    usable = set(frame["utt_id"])
-    if "aligned" in views.values():
-        timed = {u for u, w in zip(frame["utt_id"], frame.get("words", [None] * len(frame)))
-                 if len(word_intervals(w))}
-        if usable - timed:
-            log.info("aligned view: %d utterances have no word times, left out", len(usable - timed))
-        usable &= timed
+        raise ValueError(f"label names {odd} cannot be stored (no '/')")
+    in_a_fold = frame[list(split_columns)].isin(SPLITS).any(axis=1)
+    timed = {u for u, w in zip(frame["utt_id"], frame.get("words", [None] * len(frame)))
+             if len(word_intervals(w))}
+    have = {}
     for modality, store in stores.items():
-        have = accepted_ids(store)
-        dropped = usable - have
-        if dropped:
-            log.info("%s: %d utterances have no accepted features, left out", modality, len(dropped))
-        usable &= have
-    frame = frame[frame["utt_id"].isin(usable) & frame[split_column].isin(SPLITS)].sort_values("utt_id")
+        have[modality] = accepted_ids(store)
+        if views.get(modality) == "aligned":
+            have[modality] &= timed
+    usable = set().union(*have.values()) if have else set()
+    frame = frame[frame["utt_id"].isin(usable) & in_a_fold].sort_values("utt_id")
     ids = frame["utt_id"].tolist()
-    words = [word_intervals(w) for w in frame["words"]] if "aligned" in views.values() else []
-    features = {}
+    for modality, ok in have.items():
+        lacking = len(set(ids) - ok)
+        if lacking:
+            log.info("%s: %d usable utterances have no accepted features (a model reading it "
+                     "leaves them out)", modality, lacking)
+    arrays: dict[str, np.ndarray] = {"utt_ids": np.array(ids, dtype=str),
+                                     "speakers": np.array(frame.get("speaker", pd.Series(
+                                         [""] * len(frame))).fillna("").astype(str).tolist(), dtype=str)}
     for modality, store in stores.items():
-        x, lengths = _read_view(store, ids, views.get(modality, "sequence"), max_steps, words)
-        if normalise == "speaker":
-            x = speaker_standardise(x, lengths, frame["speaker"].to_numpy())
-        features[modality] = (x, lengths)
-    arrays: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for split in SPLITS:
-        in_split = (frame[split_column] == split).to_numpy()
-        part = frame[in_split]
-        counts[split] = len(part)
-        if part.empty:
-            raise ValueError(f"no usable utterances in the {split} split of {split_column!r} "
-                             f"({len(frame)} usable in all; check the rejected table)")
-        arrays[f"{split}/utt_ids"] = np.array(part["utt_id"].tolist())
-        for modality, (x, lengths) in features.items():
-            arrays[f"{split}/{modality}/x"] = x[in_split]
-            arrays[f"{split}/{modality}/lengths"] = lengths[in_split]
-        for task in tasks:
-            arrays[f"{split}/{task}"] = _task_array(part, task, labels[task])
-    for task in tasks:
-        arrays[f"kind/{task}"] = np.array(kinds[task])
-        if task in classes:
-            arrays[f"classes/{task}"] = np.array(classes[task])
-    for modality in stores:
-        arrays[f"view/{modality}"] = np.array(views.get(modality, "sequence"))
-    if "emotion" in classes:
-        arrays["emotion_classes"] = np.array(classes["emotion"])
+        view = views.get(modality, "sequence")
+        present = np.array([u in have[modality] for u in ids])
+        rows = [u for u, p in zip(ids, present) if p]
+        words = [word_intervals(w) for w, p in zip(frame.get("words", [None] * len(frame)), present)
+                 if p] if view == "aligned" else []
+        x_part, len_part = _read_view(store, rows, view, max_steps, words)
+        if normalise == "speaker" and rows:
+            x_part = speaker_standardise(x_part, len_part, arrays["speakers"][present])
+        x = np.zeros((len(ids), max(x_part.shape[1], 1), x_part.shape[2]), np.float32)
+        lengths = np.ones(len(ids), np.int64)
+        x[present, : x_part.shape[1]] = x_part
+        lengths[present] = len_part
+        arrays.update({f"{modality}/x": x, f"{modality}/lengths": lengths,
+                       f"{modality}/present": present,
+                       f"view/{modality}": np.array(view),
+                       f"source/{modality}": np.array(json.dumps(_provenance(store, view)))})
+    for task, spec in labels.items():
+        arrays[f"label/{task}"] = _task_array(frame, task, spec)
+        arrays[f"kind/{task}"] = np.array(str(spec["type"]))
+        if spec["type"] == "categorical":
+            arrays[f"classes/{task}"] = np.array(list(spec["classes"]))
+        if spec["type"] == "regression" and "min" in spec and "max" in spec:
+            arrays[f"range/{task}"] = np.array([float(spec["min"]), float(spec["max"])])
+    everywhere = np.all([arrays[f"{m}/present"] for m in stores], axis=0) if stores else []
+    counts: dict[str, dict[str, int]] = {}
+    for column in split_columns:
+        arrays[f"fold/{column}"] = np.array(frame[column].fillna("").astype(str).tolist(), dtype=str)
+        counts[column] = {s: int(((arrays[f"fold/{column}"] == s) & everywhere).sum())
+                          for s in SPLITS}
     with atomic_path(output) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
     return counts
 
 
-def load_dataset(path: str | os.PathLike[str]) -> TrainingData:
-    """Read an assembled .npz back as `TrainingData` (also datasets written before task kinds
-    were stored: their emotion/sentiment/sarcasm columns get the historical kinds)."""
+def dataset_folds(path: str | os.PathLike[str]) -> list[str]:
+    """The fold columns of a dataset."""
+    with np.load(path, allow_pickle=False) as data:
+        return sorted(k.split("/", 1)[1] for k in data.files if k.startswith("fold/"))
+
+
+def load_dataset(path: str | os.PathLike[str], fold: str = "split",
+                 modalities: Sequence[str] | None = None) -> TrainingData:
+    """The `fold` of a dataset as `TrainingData`, with `modalities` only (default all) and the
+    rows that have every one of them. An unknown fold or modality is a ValueError naming it."""
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
+        have = sorted(k.split("/")[0] for k in keys if k.endswith("/present"))
+        modalities = list(modalities or have)
+        unknown = sorted(set(modalities) - set(have))
+        if unknown:
+            raise ValueError(f"{path}: modalities {unknown} are not in the dataset (has {have})")
+        if f"fold/{fold}" not in keys:
+            folds = sorted(k.split("/", 1)[1] for k in keys if k.startswith("fold/"))
+            raise ValueError(f"{path}: no fold {fold!r} (has {folds})")
+        split_of = data[f"fold/{fold}"]
+        present = np.all([data[f"{m}/present"] for m in modalities], axis=0)
         kinds = {k.split("/", 1)[1]: str(data[k]) for k in keys if k.startswith("kind/")}
-        if not kinds:
-            kinds = {t: kind for t, kind in LEGACY_KINDS.items() if f"train/{t}" in keys}
         classes = {k.split("/", 1)[1]: data[k].tolist() for k in keys if k.startswith("classes/")}
-        if "emotion_classes" in keys and "emotion" not in classes:
-            classes["emotion"] = data["emotion_classes"].tolist()
-        views = {k.split("/", 1)[1]: str(data[k]) for k in keys if k.startswith("view/")}
+        ranges = {k.split("/", 1)[1]: tuple(float(v) for v in data[k])
+                  for k in keys if k.startswith("range/")}
+        views = {m: str(data[f"view/{m}"]) for m in modalities}
+        sources = {m: json.loads(str(data[f"source/{m}"])) for m in modalities
+                   if f"source/{m}" in keys}
+        ids = data["utt_ids"]
         splits: dict[str, SplitData] = {}
         for split in SPLITS:
-            modalities = sorted({k.split("/")[1] for k in keys
-                                 if k.startswith(f"{split}/") and k.endswith("/x")})
-            features = {m: (data[f"{split}/{m}/x"], data[f"{split}/{m}/lengths"]) for m in modalities}
-            labels = {task: data[f"{split}/{task}"] for task in kinds if f"{split}/{task}" in keys}
-            splits[split] = SplitData(features=features, utt_ids=data[f"{split}/utt_ids"].tolist(),
-                                      labels=labels)
+            rows = np.flatnonzero((split_of == split) & present)
+            features = {}
+            for m in modalities:
+                lengths = data[f"{m}/lengths"][rows]
+                t = int(lengths.max()) if rows.size else 1
+                features[m] = (data[f"{m}/x"][rows, :t], lengths)
+            labels = {task: data[f"label/{task}"][rows] for task in kinds}
+            splits[split] = SplitData(features=features, utt_ids=ids[rows].tolist(), labels=labels)
     return TrainingData(splits=splits, emotion_classes=classes.get("emotion", []),
-                        classes=classes, kinds=kinds, views=views)
+                        classes=classes, kinds=kinds, views=views, ranges=ranges, sources=sources)
+
+
+def load_all_rows(path: str | os.PathLike[str], modalities: Sequence[str]
+                  ) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+    """(utt_ids, features, sources) of every row that has all `modalities`, whatever its split:
+    what `predict` labels. Labels are never read."""
+    with np.load(path, allow_pickle=False) as data:
+        keys = set(data.files)
+        lacking = [m for m in modalities if f"{m}/present" not in keys]
+        if lacking:
+            have = sorted(k.split("/")[0] for k in keys if k.endswith("/present"))
+            raise ValueError(f"{path}: the model reads modalities {lacking}, not in the dataset "
+                             f"(has {have})")
+        present = np.all([data[f"{m}/present"] for m in modalities], axis=0)
+        rows = np.flatnonzero(present)
+        features = {}
+        for m in modalities:
+            lengths = data[f"{m}/lengths"][rows]
+            t = int(lengths.max()) if rows.size else 1
+            features[m] = (data[f"{m}/x"][rows, :t], lengths)
+        sources = {m: json.loads(str(data[f"source/{m}"])) for m in modalities
+                   if f"source/{m}" in keys}
+        return data["utt_ids"][rows].tolist(), features, sources

@@ -56,11 +56,22 @@ class TaskSpec:
     kind: str = ""
     class_weight: str | None = None
     classes: tuple[str, ...] = ()
+    # regression: the label scale (min, max); predictions are clipped to it
+    value_range: tuple[float, float] | None = None
+    # weak task (labels predicted by another model): soft targets, (N, C) class probabilities
+    # for a categorical task (soft cross-entropy), a probability in [0, 1] for a binary one
+    soft: bool = False
 
     def __post_init__(self) -> None:
         kind = self.kind or _infer_kind(self.n_outputs, self.loss)
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "classes", tuple(self.classes))
+        if self.value_range is not None:
+            low, high = (float(v) for v in self.value_range)
+            object.__setattr__(self, "value_range", (low, high))
+        if self.soft and (kind == "regression" or self.loss == "bce" and kind == "categorical"):
+            raise ValueError(f"task {self.name!r}: soft (weak) targets need a categorical task "
+                             "with loss ce or a binary task")
         if kind not in KINDS:
             raise ValueError(f"task {self.name!r}: unknown kind {kind!r}; known: {KINDS}")
         if self.loss not in LOSSES[kind]:
@@ -106,7 +117,17 @@ class TaskSpec:
         """Plain-type view (JSON, and `torch.load(weights_only=True)`-safe)."""
         return {"kind": self.kind, "loss": self.loss, "weight": self.weight,
                 "n_outputs": self.n_outputs, "class_weight": self.class_weight,
-                "classes": self.class_names}
+                "classes": self.class_names, "soft": self.soft,
+                "value_range": list(self.value_range) if self.value_range else None}
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> "TaskSpec":
+        """The inverse of `to_dict` (binary class names are implied, not stored)."""
+        classes = tuple(d.get("classes") or ()) if d["kind"] == "categorical" else ()
+        rng = d.get("value_range")
+        return cls(name, float(d["weight"]), int(d["n_outputs"]), str(d["loss"]), str(d["kind"]),
+                   d.get("class_weight"), classes, tuple(rng) if rng else None,
+                   bool(d.get("soft", False)))
 
 
 def normalize_tasks(
@@ -115,6 +136,8 @@ def normalize_tasks(
     *,
     kinds: Mapping[str, str] | None = None,
     classes: Mapping[str, Any] | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    weak: Mapping[str, float] | None = None,
 ) -> dict[str, TaskSpec]:
     """Turn the config's task mapping into `TaskSpec`s, keeping only tasks with λ > 0.
 
@@ -124,13 +147,18 @@ def normalize_tasks(
     `classes`, or ``classes``/``n_classes`` in its dict) is categorical, and the historical names
     emotion/sentiment/sarcasm are categorical/regression/binary. Class names come from `classes`
     (dataset), else the task dict; `n_emotion_classes` gives the count for ``emotion`` (legacy).
+    `ranges`: regression label scales {task: (min, max)}; `weak`: {task: confidence} of the
+    dataset's weak tasks, which get soft targets and, unless the task's config sets ``weight``,
+    their confidence as λ.
     """
     kinds, classes = dict(kinds or {}), dict(classes or {})
+    ranges, weak = dict(ranges or {}), dict(weak or {})
     specs: dict[str, TaskSpec] = {}
     for name, value in tasks.items():
         is_number = isinstance(value, (int, float))
         cfg: Mapping[str, Any] = {"weight": value} if is_number else value or {}
-        weight = float(cfg.get("weight", cfg.get("lambda", 1.0)))
+        default_weight = float(weak[name]) if name in weak else 1.0
+        weight = float(cfg.get("weight", cfg.get("lambda", default_weight)))
         if weight < 0:
             raise ValueError(f"task {name!r}: λ must be >= 0, got {weight}")
         if weight == 0:
@@ -158,7 +186,8 @@ def normalize_tasks(
             n_out = len(names) or int(n_cfg or 0)
             if not n_out:
                 raise ValueError(f"task {name!r} needs its classes (or n_classes)")
-        specs[name] = TaskSpec(name, weight, n_out, loss, kind, class_weight, names)
+        specs[name] = TaskSpec(name, weight, n_out, loss, kind, class_weight, names,
+                               ranges.get(name) if kind == "regression" else None, name in weak)
     if not specs:
         raise ValueError("no task with λ > 0")
     return specs
@@ -185,7 +214,8 @@ def per_sample_losses(
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """{task: (loss per sample (B,), labelled mask (B,))}; unlabelled samples have loss exactly 0.
 
-    Targets: multi-label (B, C) multi-hot with NaN rows missing; ``ce`` (B,) class index as float,
+    Targets: multi-label (B, C) multi-hot with NaN rows missing; weak (soft) ``ce`` (B, C) class
+    probabilities, NaN rows missing (soft cross-entropy); ``ce`` (B,) class index as float,
     NaN missing; binary (B,) 0/1; regression (B,). Targets are sanitised before the loss so no
     NaN reaches the graph. `weights` {task: tensor}: multi-label → per-class ``pos_weight`` (C,);
     ``ce``/binary → per-class weight (C,) / (2,) that multiplies each sample's loss by its true
@@ -206,6 +236,10 @@ def per_sample_losses(
         if spec.multilabel:
             loss = fn.binary_cross_entropy_with_logits(out, y_safe, pos_weight=w,
                                                        reduction="none").mean(dim=-1)
+        elif spec.kind == "categorical" and spec.soft:
+            if y.dim() != 2:
+                raise ValueError(f"weak task {task!r} needs (B, C) class-probability targets")
+            loss = -(y_safe * fn.log_softmax(out, dim=-1)).sum(dim=-1)
         elif spec.kind == "categorical":
             if y.dim() != 1:
                 raise ValueError(f"task {task!r} (loss 'ce') needs class-index targets (B,), "

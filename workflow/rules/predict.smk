@@ -1,0 +1,50 @@
+# Predict and weak labels: saved models of one corpus applied to another corpus's dataset.
+
+
+rule predict:
+    input:
+        models=lambda w: labeler_models(w.source, w.model),
+        dataset=f"{RESULTS}/{{corpus}}/dataset.npz",
+    output:
+        f"{RESULTS}/{{corpus}}/predictions/{{source}}/{{model}}.parquet",
+    wildcard_constraints:
+        source="|".join(CORPORA),
+        model="|".join(MODELS),
+    params:
+        cli=AFFECTFLOW,
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/predict/{{source}}/{{model}}.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "{params.cli} predict --model {input.models:q} --dataset {input.dataset:q}"
+        " --corpus {wildcards.corpus:q} --output {output:q} > {log:q} 2>&1"
+
+
+rule weak_labels:
+    input:
+        models=lambda w: labeler_models(weak_entry(w.corpus, w.name)["from"]["corpus"],
+                                        weak_entry(w.corpus, w.name)["from"]["model"]),
+        dataset=f"{RESULTS}/{{corpus}}/dataset.npz",
+    output:
+        f"{RESULTS}/{{corpus}}/weak/{{name}}.parquet",
+    params:
+        cli=AFFECTFLOW,
+        task=lambda w: weak_entry(w.corpus, w.name)["task"],
+        confidence=lambda w: weak_entry(w.corpus, w.name).get("confidence", "auto"),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/weak_labels/{{name}}.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "{params.cli} weak-labels --models {input.models:q} --task {params.task:q}"
+        " --name {wildcards.name:q} --dataset {input.dataset:q} --confidence {params.confidence:q}"
+        " --output {output:q} > {log:q} 2>&1"
