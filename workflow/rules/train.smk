@@ -38,8 +38,8 @@ rule train:
         best=lambda w: ([f"{RESULTS}/{w.corpus}/search/{w.model}/{w.fold}/best.json"]
                         if MODEL_SPECS[w.model]["search"] else []),
     output:
-        results=expand(RESULTS + "/{{corpus}}/models/{{model}}/{{fold}}/seed={seed}/result.json", seed=SEEDS),
-        weights=expand(RESULTS + "/{{corpus}}/models/{{model}}/{{fold}}/seed={seed}/model.pt", seed=SEEDS),
+        results=expand(f"{RESULTS}/{{{{corpus}}}}/models/{{{{model}}}}/{{{{fold}}}}/seed={{seed}}/result.json", seed=SEEDS),
+        weights=expand(f"{RESULTS}/{{{{corpus}}}}/models/{{{{model}}}}/{{{{fold}}}}/seed={{seed}}/model.pt", seed=SEEDS),
     wildcard_constraints:
         model="|".join(MODELS),
     params:
