@@ -16,7 +16,9 @@ class SvmConfig:
 
     svm_c: float | list[float] = param(
         [0.1, 1.0, 10.0], "svm only: the C values tried (a number or a list); the one with the "
-        "best validation headline metric (regression: the lowest MAE) is used.")
+        "best validation headline metric (regression: the lowest MAE) is used.",
+        oneOf=[{"type": "number", "exclusiveMinimum": 0},
+               {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1}])
     svm_kernel: Literal["rbf", "linear", "poly", "sigmoid"] = param(
         "rbf", "svm only: the kernel (rbf by default, as MUStARD's authors' baseline).")
     block_scale: Literal["none", "sqrt_width"] = param(
