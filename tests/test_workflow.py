@@ -47,6 +47,18 @@ def test_demo_corpus_to_report(tmp_path: Path) -> None:
     figures = {p.name for p in (tmp_path / "results/demo/figures").iterdir()}
     assert {"ef_lf_avg_curves.png", "ef_lf_avg_emotion_confusion.png"} <= figures
     assert "Nothing to be done" in snakemake(tmp_path, "--cores", "2", "-n")
+    # one command on new media: the model's extractors with its recorded parameters, ASR for text
+    media = Path(__file__).resolve().parents[2] / "shared" / "data" / "media"
+    if (media / "obama_talking_head.mp4").exists():
+        from affectflow.predict.clip import predict_clips
+
+        records = predict_clips([tmp_path / "results/demo/models/ef_lf_avg"],
+                                [media / "obama_talking_head.mp4", media / "no_face.mp4"],
+                                str(tmp_path / "clip_work"))
+        by_id = {r["utt_id"]: r for r in records}
+        clip = by_id["obama_talking_head"]
+        assert clip["models"] == 2 and sum(clip["predictions"]["emotion"].values()) == pytest.approx(1, abs=1e-4)
+        assert -3 <= clip["predictions"]["sentiment"] <= 3 and "rejected" in by_id["no_face"]
     snakemake(tmp_path, "--cores", "1", "--report", "results/report.html")
     report = (tmp_path / "results/report.html").read_text(errors="replace")
     assert len(report) > 10_000 and "metrics.html" in report

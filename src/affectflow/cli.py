@@ -121,8 +121,17 @@ def cmd_predict(args: argparse.Namespace) -> None:
         n = predict_dataset(args.model, args.dataset, args.output, args.corpus, args.device)
         log.info("predictions for %d utterances: %s", n, args.output)
         return
-    raise SystemExit("predict needs --dataset (an assembled corpus dataset); predicting on raw "
-                     "media files (--input) is not built yet (issue 9)")
+    if not args.input:
+        raise SystemExit("predict needs --input (media files) or --dataset")
+    from affectflow.predict.clip import predict_clips
+
+    records = predict_clips(args.model, args.input, args.work_dir or None, args.device)
+    text = json.dumps(records, indent=2)
+    print(text)
+    if args.output:
+        from affectflow.atomic import write_text
+
+        write_text(args.output, text + "\n")
 
 
 def cmd_weak_labels(args: argparse.Namespace) -> None:
@@ -204,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict": (cmd_predict, [("--model", {"nargs": "+", "required": True,
                                                "help": "model.pt files, or a trained model's "
                                                        "folder (all its seeds)"}),
-                                  ("--dataset", {"default": ""}),
+                                  ("--dataset", {"default": ""}), ("--input", {"nargs": "*"}),
+                                  ("--work-dir", {"default": ""}),
                                   ("--corpus", {"default": ""}), ("--output", {"default": ""}),
                                   ("--device", {"default": "cpu"})]),
         "weak-labels": (cmd_weak_labels, [("--models", {"nargs": "+", "required": True}),

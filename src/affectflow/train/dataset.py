@@ -118,7 +118,8 @@ def _provenance(store: str | os.PathLike[str] | Sequence[str], view: str) -> dic
     files = [store] if isinstance(store, (str, os.PathLike)) else list(store)
     record = store_provenance(files[0])
     return {"extractor": record["extractor"], "version": str(record.get("version", "")),
-            "params_hash": str(record.get("params_hash", "")), "view": view}
+            "params_hash": str(record.get("params_hash", "")), "view": view,
+            "params": record.get("params", {})}
 
 
 def assemble_dataset(manifest: str | os.PathLike[str],
