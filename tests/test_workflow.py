@@ -168,3 +168,49 @@ def test_transcribe_stage_fills_transcripts_and_word_times(tmp_path: Path, share
         assert len(words) >= 20 and starts == sorted(starts) and 0 <= starts[0] and words[-1]["end_s"] < 11.1
     rejected = pd.read_parquet(tmp_path / "results/t/rejected/ingest.parquet")
     assert set(rejected["utt_id"]) == {"broken"} and rejected["reason"].str.contains("file not found").any()
+
+
+def test_weak_labels_controlled_check_and_predict(tmp_path: Path) -> None:
+    """Paper 000's weak labels where the truth is known: a second demo corpus (another seed)
+    trains the emotion labeler, its weak labels on the first are scored against the first's real
+    labels (which the labels themselves never read), a model trains on them as a weak task, and
+    a prediction table of the labeler on the first corpus is written."""
+    config = base_config(seeds=[0, 1], hparams={"max_epochs": 6, "patience": 3, "batch_size": 8, "hidden": 16})
+    demo = config["corpora"]["demo"]
+    demo["generator"].update(n_utterances=24, n_speakers=4)
+    demo.update(shards=2, extractors=["egemaps", "text"])
+    second = {**demo, "generator": {**demo["generator"], "seed": 1}, "models": ["labeler"]}
+    config["corpora"] = {"demo": {**demo, "models": ["plain", "with_weak"]}, "demo2": second}
+    config["training"]["modalities"] = {"audio": {"extractor": "egemaps", "view": "pooled"},
+                                        "text": {"extractor": "text", "view": "pooled"}}
+    config["training"]["models"] = [
+        {"id": "labeler", "model": "linear", "tasks": {"emotion": {"loss": "ce"}}},
+        {"id": "plain", "model": "ef_lf_avg", "tasks": {"sarcasm": {}}},
+        {"id": "with_weak", "model": "ef_lf_avg", "tasks": {"sarcasm": {}, "emotion_w": {}}}]
+    config["weak_labels"] = [{"task": "emotion", "from": {"corpus": "demo2", "model": "labeler"}, "to": ["demo"]}]
+    config["predictions"] = [{"from": {"corpus": "demo2", "model": "labeler"}, "to": ["demo"]}]
+    config["evaluation"] = {"resamples": 200, "compare": [{"challenger": "with_weak", "baseline": "plain",
+                                                           "task": "sarcasm"}]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "--cores", "2")
+
+    metrics = json.loads((tmp_path / "results/demo/metrics.json").read_text())
+    assert metrics["@labels"]["with_weak"] == {"sarcasm": "S", "emotion_w": "W"}
+    (check,) = metrics["@weak_checks"]
+    assert check["name"] == "emotion_w" and check["from_corpus"] == "demo2" and check["model"] == "labeler"
+    # the score is what the weak table and the first corpus's labels say, row by row
+    from affectflow.train.weak import read_weak_table
+
+    meta, table = read_weak_table(tmp_path / "results/demo/weak/emotion_w.parquet")
+    manifest = pd.read_parquet(tmp_path / "results/demo/manifest.parquet").set_index("utt_id")
+    guessed = {u: meta["classes"][int(np.argmax(p))] for u, p in table.items()}
+    truth = manifest.loc[list(guessed), "emotion"]
+    assert check["splits"]["all"]["n"] == len(guessed) == 24
+    assert check["splits"]["all"]["acc"] == pytest.approx(np.mean([guessed[u] == t for u, t in truth.items()]))
+    assert check["splits"]["all"]["majority"] == pytest.approx(truth.value_counts().max() / len(truth))
+    (comparison,) = metrics["@comparisons"]
+    assert comparison["n"] == int((manifest["split"] == "test").sum())
+    html = (tmp_path / "results/demo/report/metrics.html").read_text()
+    assert "controlled check" in html and "demo2/labeler" in html
+    predictions = pd.read_parquet(tmp_path / "results/demo/predictions/demo2/labeler.parquet")
+    assert set(predictions["utt_id"]) == set(manifest.index) and "mean" in set(predictions["seed"].astype(str))

@@ -143,10 +143,19 @@ def cmd_weak_labels(args: argparse.Namespace) -> None:
     log.info("weak labels %s: %s", args.output, info)
 
 
+def cmd_weak_check(args: argparse.Namespace) -> None:
+    from affectflow.atomic import write_text
+    from affectflow.evaluate.weak_check import check_weak_labels
+
+    result = check_weak_labels(args.weak, args.manifest, args.label, _json(args.label_spec))
+    write_text(args.output, json.dumps(result, indent=2, sort_keys=True))
+    log.info("weak labels %s against %s: %s", args.weak, args.label, result["splits"].get("all"))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from affectflow.report.figures import evaluate_runs
 
-    evaluate_runs(args.results, args.metrics, args.figures, _json(args.evaluation))
+    evaluate_runs(args.results, args.metrics, args.figures, _json(args.evaluation), args.weak_checks)
 
 
 def cmd_search_select(args: argparse.Namespace) -> None:
@@ -222,12 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
                                           ("--dataset", {"required": True}), ("--output", {"required": True}),
                                           ("--confidence", {"default": "auto"}),
                                           ("--device", {"default": "cpu"})]),
+        "weak-check": (cmd_weak_check, [("--weak", {"required": True}), ("--manifest", {"required": True}),
+                                        ("--label", {"required": True}), ("--label-spec", {"default": "{}"}),
+                                        ("--output", {"required": True})]),
         "search-select": (cmd_search_select, [("--trials", {"nargs": "+", "required": True}),
                                               ("--grid", {"required": True}),
                                               ("--metric", {"default": "valid_loss"}),
                                               ("--output", {"required": True})]),
         "evaluate": (cmd_evaluate, [("--results", {"nargs": "+", "required": True}),
-                                    ("--evaluation", {"default": "{}"}),
+                                    ("--evaluation", {"default": "{}"}), ("--weak-checks", {"nargs": "*", "default": []}),
                                     ("--metrics", {"required": True}), ("--figures", {"required": True})]),
         "report": (cmd_report, [("--corpus", {"required": True}), ("--metrics", {"required": True}),
                                 ("--rejected", {"required": True}), ("--manifest", {"required": True}),

@@ -48,6 +48,7 @@ wildcard_constraints:
     shard=r"\d+",
     seed=r"-?\d+",
     fold=r"split(_[A-Za-z0-9_]+_\d+)?",
+    name=r"[^/.]+",
 
 
 def base_hparams(model):
@@ -86,6 +87,13 @@ def weak_tables(corpus, model):
     """The weak-label tables of the weak tasks a model trains on a corpus."""
     names = {w["name"] for w in WEAK if corpus in w["to"]}
     return [f"{RESULTS}/{corpus}/weak/{t}.parquet" for t in model_tasks(corpus, model) if t in names]
+
+
+def weak_checks(corpus):
+    """The checks of the weak labels a corpus receives for a task it has labels of itself."""
+    labels = corpus_config(corpus).get("labels", {})
+    return [f"{RESULTS}/{corpus}/weak/{w['name']}.check.json" for w in WEAK
+            if corpus in w["to"] and w["task"] in labels]
 
 
 def labeler_models(corpus, model):

@@ -1,4 +1,5 @@
-# Predict and weak labels: saved models of one corpus applied to another corpus's dataset.
+# Predict and weak labels: saved models of one corpus applied to another corpus's dataset; where the
+# target corpus has the weak task's labels itself (a controlled set-up), the weak labels are scored.
 
 
 rule predict:
@@ -48,3 +49,26 @@ rule weak_labels:
         "{params.cli} weak-labels --models {input.models:q} --task {params.task:q}"
         " --name {wildcards.name:q} --dataset {input.dataset:q} --confidence {params.confidence:q}"
         " --output {output:q} > {log:q} 2>&1"
+
+
+rule weak_label_check:
+    input:
+        weak=f"{RESULTS}/{{corpus}}/weak/{{name}}.parquet",
+        manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
+    output:
+        f"{RESULTS}/{{corpus}}/weak/{{name}}.check.json",
+    params:
+        cli=AFFECTFLOW,
+        label=lambda w: weak_entry(w.corpus, w.name)["task"],
+        spec=lambda w: as_json(corpus_config(w.corpus)["labels"][weak_entry(w.corpus, w.name)["task"]]),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/weak_labels/{{name}}.check.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "{params.cli} weak-check --weak {input.weak:q} --manifest {input.manifest:q}"
+        " --label {params.label:q} --label-spec {params.spec:q} --output {output:q} > {log:q} 2>&1"

@@ -70,7 +70,8 @@ rule train:
 
 rule evaluate:
     input:
-        run_results,
+        results=run_results,
+        checks=lambda w: weak_checks(w.corpus),
     output:
         metrics=f"{RESULTS}/{{corpus}}/metrics.json",
         figures=directory(f"{RESULTS}/{{corpus}}/figures"),
@@ -86,8 +87,9 @@ rule evaluate:
         mem_mb=res("default", "mem_mb"),
         runtime=res("default", "runtime"),
     shell:
-        "{params.cli} evaluate --results {input:q} --metrics {output.metrics:q}"
-        " --evaluation {params.compare:q} --figures {output.figures:q} > {log:q} 2>&1"
+        "{params.cli} evaluate --results {input.results:q} --metrics {output.metrics:q}"
+        " --evaluation {params.compare:q} --weak-checks {input.checks:q}"
+        " --figures {output.figures:q} > {log:q} 2>&1"
 
 
 rule search_trial:

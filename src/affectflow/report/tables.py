@@ -130,6 +130,7 @@ def metrics_html(corpus: str, metrics: dict, protocol: str, counts: pd.DataFrame
              protocol_html(protocol, counts)]
     labels = metrics.get("@labels", {})
     comparisons = metrics.get("@comparisons", [])
+    checks = metrics.get("@weak_checks", [])
     metrics = {m: v for m, v in metrics.items() if not m.startswith("@")}
     if labels:
         parts.append("<p>Tasks each model trained on: S strong (the corpus's own labels), "
@@ -159,8 +160,27 @@ def metrics_html(corpus: str, metrics: dict, protocol: str, counts: pd.DataFrame
                          f"<td>{c['diff']:+.4f}</td><td>[{c['low']:+.4f}, {c['high']:+.4f}]</td>"
                          f"<td>{'yes' if c['significant'] else 'no'}</td><td>{c['n']}</td></tr>")
         parts.append("</table>")
+    if checks:
+        parts.append(weak_checks_html(checks))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def weak_checks_html(checks: list[dict]) -> str:
+    """The weak labels this corpus received, scored against its own labels of the same task."""
+    rows = ["<h3>Weak labels against this corpus's own labels (controlled check)</h3><p>Made "
+            "without reading these labels; scored here only. Majority: the accuracy of always "
+            "answering the most frequent true class on the same rows.</p><table><tr><th>weak task"
+            "</th><th>labeler</th><th>confidence</th><th>rows</th><th>n</th><th>acc</th><th>UAR</th>"
+            "<th>weighted F1</th><th>majority</th></tr>"]
+    for c in checks:
+        for split, s in c["splits"].items():
+            rows.append(f"<tr><td>{html.escape(c['name'])}</td><td>{html.escape(c['from_corpus'])}/"
+                        f"{html.escape(c['model'])}</td><td>{c['confidence']:.3f}</td>"
+                        f"<td>{html.escape(split)}</td><td>{s['n']}</td><td>{100 * s['acc']:.1f}</td>"
+                        f"<td>{100 * s['uar']:.1f}</td><td>{100 * s['f1_weighted']:.1f}</td>"
+                        f"<td>{100 * s['majority']:.1f}</td></tr>")
+    return "".join(rows) + "</table>"
 
 
 def rejected_html(corpus: str, rejected: pd.DataFrame) -> str:
