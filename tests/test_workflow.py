@@ -174,7 +174,8 @@ def test_weak_labels_controlled_check_and_predict(tmp_path: Path) -> None:
     """Paper 000's weak labels where the truth is known: a second demo corpus (another seed)
     trains the emotion labeler, its weak labels on the first are scored against the first's real
     labels (which the labels themselves never read), a model trains on them as a weak task, and
-    a prediction table of the labeler on the first corpus is written."""
+    a prediction table of the labeler on the first corpus is written. The baseline is searched:
+    its seeds train with the chosen grid point and the report shows the trials."""
     config = base_config(seeds=[0, 1], hparams={"max_epochs": 6, "patience": 3, "batch_size": 8, "hidden": 16})
     demo = config["corpora"]["demo"]
     demo["generator"].update(n_utterances=24, n_speakers=4)
@@ -185,7 +186,8 @@ def test_weak_labels_controlled_check_and_predict(tmp_path: Path) -> None:
                                         "text": {"extractor": "text", "view": "pooled"}}
     config["training"]["models"] = [
         {"id": "labeler", "model": "linear", "tasks": {"emotion": {"loss": "ce"}}},
-        {"id": "plain", "model": "ef_lf_avg", "tasks": {"sarcasm": {}}},
+        {"id": "plain", "model": "ef_lf_avg", "tasks": {"sarcasm": {}},
+         "search": {"lr": [0.01, 0.0001], "metric": "sarcasm/acc"}},
         {"id": "with_weak", "model": "ef_lf_avg", "tasks": {"sarcasm": {}, "emotion_w": {}}}]
     config["weak_labels"] = [{"task": "emotion", "from": {"corpus": "demo2", "model": "labeler"}, "to": ["demo"]}]
     config["predictions"] = [{"from": {"corpus": "demo2", "model": "labeler"}, "to": ["demo"]}]
@@ -212,5 +214,13 @@ def test_weak_labels_controlled_check_and_predict(tmp_path: Path) -> None:
     assert comparison["n"] == int((manifest["split"] == "test").sum())
     html = (tmp_path / "results/demo/report/metrics.html").read_text()
     assert "controlled check" in html and "demo2/labeler" in html
+    (search,) = metrics["@search"]
+    assert search["model"] == "plain" and [row["lr"] for row in search["table"]] == [0.01, 0.0001]
+    values = [row["sarcasm/acc"] for row in search["table"]]
+    assert search["value"] == max(values) == values[search["best"]]
+    for seed in (0, 1):
+        result = json.loads((tmp_path / f"results/demo/models/plain/split/seed={seed}/result.json").read_text())
+        assert result["hparams"]["lr"] == search["hparams"]["lr"]
+    assert "Hyper-parameter search" in html
     predictions = pd.read_parquet(tmp_path / "results/demo/predictions/demo2/labeler.parquet")
     assert set(predictions["utt_id"]) == set(manifest.index) and "mean" in set(predictions["seed"].astype(str))

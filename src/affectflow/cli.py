@@ -155,13 +155,14 @@ def cmd_weak_check(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from affectflow.report.figures import evaluate_runs
 
-    evaluate_runs(args.results, args.metrics, args.figures, _json(args.evaluation), args.weak_checks)
+    evaluate_runs(args.results, args.metrics, args.figures, _json(args.evaluation), args.weak_checks,
+                  args.search)
 
 
 def cmd_search_select(args: argparse.Namespace) -> None:
     from affectflow.train.search import select_best
 
-    best = select_best(args.trials, json.loads(args.grid), args.metric, args.output)
+    best = select_best(args.trials, json.loads(args.grid), args.metric, args.output, args.model, args.fold)
     log.info("best of %d trials on %s: %s (%s)", len(args.trials), args.metric, best["hparams"],
              best["value"])
 
@@ -237,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
         "search-select": (cmd_search_select, [("--trials", {"nargs": "+", "required": True}),
                                               ("--grid", {"required": True}),
                                               ("--metric", {"default": "valid_loss"}),
+                                              ("--model", {"default": ""}), ("--fold", {"default": ""}),
                                               ("--output", {"required": True})]),
         "evaluate": (cmd_evaluate, [("--results", {"nargs": "+", "required": True}),
                                     ("--evaluation", {"default": "{}"}), ("--weak-checks", {"nargs": "*", "default": []}),
+                                    ("--search", {"nargs": "*", "default": []}),
                                     ("--metrics", {"required": True}), ("--figures", {"required": True})]),
         "report": (cmd_report, [("--corpus", {"required": True}), ("--metrics", {"required": True}),
                                 ("--rejected", {"required": True}), ("--manifest", {"required": True}),

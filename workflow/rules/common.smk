@@ -89,6 +89,12 @@ def weak_tables(corpus, model):
     return [f"{RESULTS}/{corpus}/weak/{t}.parquet" for t in model_tasks(corpus, model) if t in names]
 
 
+def search_results(corpus):
+    """The search choices (best.json) of every searched model trained on a corpus, every fold."""
+    return [f"{RESULTS}/{corpus}/search/{model}/{fold}/best.json" for model in corpus_models(corpus)
+            if MODEL_SPECS[model]["search"] for fold in folds(corpus)]
+
+
 def weak_checks(corpus):
     """The checks of the weak labels a corpus receives for a task it has labels of itself."""
     labels = corpus_config(corpus).get("labels", {})

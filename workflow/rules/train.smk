@@ -72,6 +72,7 @@ rule evaluate:
     input:
         results=run_results,
         checks=lambda w: weak_checks(w.corpus),
+        search=lambda w: search_results(w.corpus),
     output:
         metrics=f"{RESULTS}/{{corpus}}/metrics.json",
         figures=directory(f"{RESULTS}/{{corpus}}/figures"),
@@ -88,7 +89,7 @@ rule evaluate:
         runtime=res("default", "runtime"),
     shell:
         "{params.cli} evaluate --results {input.results:q} --metrics {output.metrics:q}"
-        " --evaluation {params.compare:q} --weak-checks {input.checks:q}"
+        " --evaluation {params.compare:q} --weak-checks {input.checks:q} --search {input.search:q}"
         " --figures {output.figures:q} > {log:q} 2>&1"
 
 
@@ -150,4 +151,5 @@ rule search_select:
         runtime=res("default", "runtime"),
     shell:
         "{params.cli} search-select --trials {input:q} --grid {params.grid:q}"
-        " --metric {params.metric:q} --output {output:q} > {log:q} 2>&1"
+        " --metric {params.metric:q} --model {wildcards.model:q} --fold {wildcards.fold:q}"
+        " --output {output:q} > {log:q} 2>&1"

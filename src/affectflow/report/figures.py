@@ -107,14 +107,16 @@ def class_labels(record: dict[str, Any], task: str, n: int) -> list[str]:
 def evaluate_runs(result_paths: Sequence[str | os.PathLike[str]], metrics_path: str | os.PathLike[str],
                   figures_dir: str | os.PathLike[str],
                   evaluation: Mapping[str, Any] | None = None,
-                  weak_checks: Sequence[str | os.PathLike[str]] = ()) -> dict[str, Any]:
+                  weak_checks: Sequence[str | os.PathLike[str]] = (),
+                  searches: Sequence[str | os.PathLike[str]] = ()) -> dict[str, Any]:
     """Write {model: {task: {metric: {"mean", "std"}}}} (over seeds, of each seed's fold average
     when a seed has several fold records) and the figures (loss curves per model,
     one confusion matrix per model and categorical/binary task, class-labelled); return the
     metrics. Two keys beside the models (model ids cannot start with @): ``@labels`` {model:
     {task: "S" | "W"}} (strong or weak labels), ``@comparisons`` (the bootstrap CIs of
     `evaluation.compare`, see `affectflow.evaluate.compare`) and ``@weak_checks`` (the weak
-    labels scored against the corpus's own labels, `affectflow.evaluate.weak_check`)."""
+    labels scored against the corpus's own labels, `affectflow.evaluate.weak_check`) and
+    ``@search`` (each searched model's trials and choice per fold, `affectflow.train.search`)."""
     by_model = load_results(result_paths)
     with atomic_path(figures_dir) as figures:
         figures.mkdir()
@@ -124,6 +126,7 @@ def evaluate_runs(result_paths: Sequence[str | os.PathLike[str]], metrics_path: 
                           for model, records in by_model.items()}
     metrics["@comparisons"] = compare_models(by_model, evaluation or {})
     metrics["@weak_checks"] = [json.loads(Path(p).read_text()) for p in weak_checks]
+    metrics["@search"] = [json.loads(Path(p).read_text()) for p in searches]
     write_text(metrics_path, json.dumps(json_safe(metrics), indent=2, sort_keys=True))
     return metrics
 

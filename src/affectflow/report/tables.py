@@ -131,6 +131,7 @@ def metrics_html(corpus: str, metrics: dict, protocol: str, counts: pd.DataFrame
     labels = metrics.get("@labels", {})
     comparisons = metrics.get("@comparisons", [])
     checks = metrics.get("@weak_checks", [])
+    searches = metrics.get("@search", [])
     metrics = {m: v for m, v in metrics.items() if not m.startswith("@")}
     if labels:
         parts.append("<p>Tasks each model trained on: S strong (the corpus's own labels), "
@@ -162,8 +163,31 @@ def metrics_html(corpus: str, metrics: dict, protocol: str, counts: pd.DataFrame
         parts.append("</table>")
     if checks:
         parts.append(weak_checks_html(checks))
+    if searches:
+        parts.append(search_html(searches))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def search_html(searches: list[dict]) -> str:
+    """Each searched model's trials (first seed, validation split) per fold; the chosen one in bold."""
+    parts = ["<h3>Hyper-parameter search (first seed, validation split; chosen in bold, then "
+             "trained with every seed)</h3>"]
+    for record in searches:
+        table = record["table"]
+        keys = [k for k in table[0] if k != record["metric"]]
+        parts.append(f"<p>{html.escape(record['model'])}, {html.escape(record['fold'])}: "
+                     f"{html.escape(record['metric'])}</p><table><tr>"
+                     + "".join(f"<th>{html.escape(k)}</th>" for k in [*keys, record["metric"]]) + "</tr>")
+        for i, row in enumerate(table):
+            cells = "".join(f"<td>{html.escape(str(row[k]))}</td>" for k in keys)
+            value = row[record["metric"]]
+            cell = f"<td>{value:.4f}</td>" if isinstance(value, (int, float)) else "<td>n/a</td>"
+            line = f"<tr>{cells}{cell}</tr>"
+            parts.append(line.replace("<td>", "<td><b>").replace("</td>", "</b></td>")
+                         if i == record.get("best") else line)
+        parts.append("</table>")
+    return "".join(parts)
 
 
 def weak_checks_html(checks: list[dict]) -> str:

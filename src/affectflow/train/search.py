@@ -29,8 +29,10 @@ def trial_value(record: dict[str, Any], metric: str) -> float:
 
 
 def select_best(trials: Sequence[str | os.PathLike[str]], grid: Sequence[dict[str, Any]],
-                metric: str, output: str | os.PathLike[str]) -> dict[str, Any]:
-    """Write {"hparams": best grid point, "metric", "value", "table": every trial}."""
+                metric: str, output: str | os.PathLike[str], model: str = "",
+                fold: str = "") -> dict[str, Any]:
+    """Write {"model", "fold", "hparams": best grid point, "metric", "value", "best": its row,
+    "table": every trial} (the report shows the table)."""
     if len(trials) != len(grid):
         raise ValueError(f"{len(trials)} trial results for {len(grid)} grid points")
     lower = metric == "valid_loss" or metric.split("/")[-1] in LOWER_IS_BETTER
@@ -43,7 +45,7 @@ def select_best(trials: Sequence[str | os.PathLike[str]], grid: Sequence[dict[st
     if not finite:
         raise ValueError(f"no trial has a finite {metric}: {table}")
     best = (min if lower else max)(finite, key=lambda i: table[i][metric])
-    record = {"hparams": dict(grid[best]), "metric": metric, "value": table[best][metric],
-              "table": table}
+    record = {"model": model, "fold": fold, "hparams": dict(grid[best]), "metric": metric,
+              "value": table[best][metric], "best": best, "table": table}
     write_text(output, json.dumps(json_safe(record), indent=2))
     return record
