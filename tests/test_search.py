@@ -32,3 +32,13 @@ def test_lowest_loss_highest_metric_and_nan_skipped(tmp_path: Path) -> None:
     assert select_best(trials[:2], grid[:2], "sarcasm/mae", tmp_path / "c.json")["best"] == 1  # lower
     with pytest.raises(ValueError, match="3 trial results for 2 grid points"):
         select_best(trials, grid[:2], "valid_loss", tmp_path / "d.json")
+
+
+def test_searched_task_weights_move_into_the_tasks() -> None:
+    from affectflow.train.search import split_task_weights
+
+    tasks, hparams = split_task_weights({"sarcasm": {}, "emotion_w": None},
+                                        {"lr": 0.001, "weight.emotion_w": 0.4})
+    assert tasks == {"sarcasm": {}, "emotion_w": {"weight": 0.4}} and hparams == {"lr": 0.001}
+    with pytest.raises(ValueError, match="'weight.sentiment_w': the model trains no task 'sentiment_w'"):
+        split_task_weights({"sarcasm": {}}, {"weight.sentiment_w": 1.0})

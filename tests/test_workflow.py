@@ -188,7 +188,8 @@ def test_weak_labels_controlled_check_and_predict(tmp_path: Path) -> None:
         {"id": "labeler", "model": "linear", "tasks": {"emotion": {"loss": "ce"}}},
         {"id": "plain", "model": "ef_lf_avg", "tasks": {"sarcasm": {}},
          "search": {"lr": [0.01, 0.0001], "metric": "sarcasm/acc"}},
-        {"id": "with_weak", "model": "ef_lf_avg", "tasks": {"sarcasm": {}, "emotion_w": {}}}]
+        {"id": "with_weak", "model": "ef_lf_avg", "tasks": {"sarcasm": {}, "emotion_w": {}},
+         "search": {"weight.emotion_w": [0.2, 1.0]}}]
     config["weak_labels"] = [{"task": "emotion", "from": {"corpus": "demo2", "model": "labeler"}, "to": ["demo"]}]
     config["predictions"] = [{"from": {"corpus": "demo2", "model": "labeler"}, "to": ["demo"]}]
     config["evaluation"] = {"resamples": 200, "compare": [{"challenger": "with_weak", "baseline": "plain",
@@ -214,7 +215,10 @@ def test_weak_labels_controlled_check_and_predict(tmp_path: Path) -> None:
     assert comparison["n"] == int((manifest["split"] == "test").sum())
     html = (tmp_path / "results/demo/report/metrics.html").read_text()
     assert "controlled check" in html and "demo2/labeler" in html
-    (search,) = metrics["@search"]
+    search, weighted = sorted(metrics["@search"], key=lambda r: r["model"])
+    lam = weighted["hparams"]["weight.emotion_w"]  # the searched λ of the weak task (Table 9)
+    result = json.loads((tmp_path / "results/demo/models/with_weak/split/seed=1/result.json").read_text())
+    assert result["tasks"]["emotion_w"] == {"weight": lam} and result["task_specs"]["emotion_w"]["weight"] == lam
     assert search["model"] == "plain" and [row["lr"] for row in search["table"]] == [0.01, 0.0001]
     values = [row["sarcasm/acc"] for row in search["table"]]
     assert search["value"] == max(values) == values[search["best"]]

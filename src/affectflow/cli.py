@@ -100,12 +100,14 @@ def cmd_assemble(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from affectflow.train.run import train_to_files
+    from affectflow.train.search import split_task_weights
 
     hparams = _json(args.hparams)
     for path in args.best_hparams:  # a search's choice, over the configured hyper-parameters
         with open(path) as handle:
             hparams.update(json.load(handle)["hparams"])
-    train_to_files(args.dataset, args.model, args.seeds, _json(args.tasks), hparams,
+    tasks, hparams = split_task_weights(_json(args.tasks), hparams)  # searched loss weights λ
+    train_to_files(args.dataset, args.model, args.seeds, tasks, hparams,
                    args.device, args.results, args.weights, fold=args.fold, threads=args.threads,
                    model_id=args.model_id or None,
                    modalities=args.modalities.split(",") if args.modalities else None,

@@ -3,7 +3,8 @@
 Each trial is one training (the first seed) with one grid point; the workflow fans them out as
 jobs and `select_best` reads their results. The watched quantity is ``valid_loss`` (at the
 restored epoch; lower is better) or ``<task>/<metric>`` of the validation split (higher is
-better, ``mae`` lower).
+better, ``mae`` lower). A grid key ``weight.<task>`` searches that task's loss weight λ (the
+paper's Table 9: the weak tasks' λ were searched), applied by `split_task_weights`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,32 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from affectflow.atomic import write_text
 from affectflow.jsonsafe import json_safe
 from affectflow.train.trainer import LOWER_IS_BETTER
+
+
+TASK_WEIGHT = "weight."
+
+
+def split_task_weights(tasks: Mapping[str, Any], hparams: Mapping[str, Any]
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tasks, hparams) with every ``weight.<task>`` entry of `hparams` moved into that task's
+    `weight`; a task the model does not train is an error naming it."""
+    tasks = {t: dict(spec or {}) for t, spec in tasks.items()}
+    rest = {}
+    for key, value in hparams.items():
+        if not key.startswith(TASK_WEIGHT):
+            rest[key] = value
+            continue
+        task = key[len(TASK_WEIGHT):]
+        if task not in tasks:
+            raise ValueError(f"search key {key!r}: the model trains no task {task!r} "
+                             f"(its tasks: {sorted(tasks)})")
+        tasks[task]["weight"] = float(value)
+    return tasks, rest
 
 
 def trial_value(record: dict[str, Any], metric: str) -> float:
