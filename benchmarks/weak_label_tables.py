@@ -36,7 +36,7 @@ def main() -> None:
         metrics = json.loads(path.read_text())
         labels = metrics.get("@labels", {})
         print(f"\n{corpus}, {task} (test; % mean ± std over seeds)")
-        print(f"{'model':<16} {'tasks':<40} " + " ".join(f"{n:>18}" for n in names))
+        print(f"{'model':<16} {'tasks':<56} " + " ".join(f"{n:>18}" for n in names))
         for model, by_task in sorted(metrics.items()):
             if model.startswith("@") or task not in by_task:
                 continue
