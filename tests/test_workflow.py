@@ -28,7 +28,8 @@ def test_demo_corpus_to_report(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(tmp_path, "--cores", "2")
     metrics = json.loads((tmp_path / "results/demo/metrics.json").read_text())
-    assert set(metrics) == {"ef_lf_avg", "ef_lf_lstm", "@labels", "@comparisons"}
+    assert set(metrics) == {"ef_lf_avg", "ef_lf_lstm", "@labels", "@comparisons", "@weak_checks", "@search"}
+    assert metrics["@weak_checks"] == metrics["@search"] == []
     for name, model in metrics.items():
         if name.startswith("@"):
             continue
