@@ -80,7 +80,7 @@ def test_unknown_key_names_its_place_and_the_allowed_keys() -> None:
     assert _error(lambda c: c["extractors"]["logmel"].update(n_mel=64)) == (
         "config error at extractors.logmel: unknown key 'n_mel'; allowed: hop_s, n_mels, win_s")
     assert _error(lambda c: c.update(reslts_dir="x")) == (
-        "config error at (top level): unknown key 'reslts_dir'; allowed: cache_dir, corpora, "
+        "config error at (top level): unknown key 'reslts_dir'; allowed: actions, cache_dir, corpora, "
         "evaluation, extractors, media, predictions, resources, results_dir, training, weak_labels")
 
 

@@ -40,7 +40,7 @@ def column(result: FeatureResult, name: str) -> np.ndarray:
 
 def test_constants() -> None:
     assert FACE_FEATURE_NAMES[:4] == ["face_found", "yaw", "pitch", "roll"]
-    assert len(FACE_FEATURE_NAMES) == 15 and len(set(FACE_FEATURE_NAMES)) == 15
+    assert len(FACE_FEATURE_NAMES) == 19 and len(set(FACE_FEATURE_NAMES)) == 19
     assert len(FACE_POOLED_NAMES) == 1 + 2 * (len(FACE_FEATURE_NAMES) - 1)
 
 

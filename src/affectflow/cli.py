@@ -74,6 +74,13 @@ def cmd_extract(args: argparse.Namespace) -> None:
     print(stats.to_line(), flush=True)
 
 
+def cmd_actions(args: argparse.Namespace) -> None:
+    from affectflow.actions.stage import ActionsConfig, compute_actions
+
+    compute_actions(args.face, args.manifest, args.output, ActionsConfig.from_params(_json(args.params)),
+                    args.corpus)
+
+
 def cmd_rejected(args: argparse.Namespace) -> None:
     from affectflow.atomic import write_text
     from affectflow.report.tables import collect_rejected, rejection_summary, summary_line
@@ -201,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   ("--upstream", {"nargs": "*", "default": [],
                                                   "help": "the partition of each store the "
                                                           "extractor reads, in its declared order"})]),
+        "actions": (cmd_actions, [("--face", {"nargs": "+", "required": True}),
+                                  ("--manifest", {"required": True}), ("--params", {"default": "{}"}),
+                                  ("--corpus", {"default": ""}), ("--output", {"required": True})]),
         "rejected": (cmd_rejected, [("--ingest", {"required": True}), ("--stores", {"nargs": "*", "default": []}),
                                     ("--corpus", {"required": True}), ("--manifest", {"required": True}),
                                     ("--output", {"required": True}), ("--summary", {"required": True})]),

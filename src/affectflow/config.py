@@ -39,7 +39,8 @@ def load_schema(schema_path: str | Path) -> dict:
 
 def with_registry(schema: dict) -> dict:
     """Fill the extractor names and parameter blocks (and the media section) from the extractor
-    registry, and the model names and hyper-parameter block from the model registry."""
+    registry, the model names and hyper-parameter block from the model registry, and the actions
+    stage's blocks from its config dataclasses."""
     from affectflow.features.registry import schema_blocks
 
     blocks = schema_blocks()
@@ -57,6 +58,9 @@ def with_registry(schema: dict) -> dict:
     from affectflow.train.models import MODELS, hparams_schema
 
     schema["definitions"]["hparams"]["properties"] = hparams_schema()["properties"]
+    from affectflow.actions.stage import actions_schema
+
+    top["actions"]["properties"] = actions_schema()
     plain, entry = top["training"]["properties"]["models"]["items"]["oneOf"]
     plain["enum"] = entry["properties"]["model"]["enum"] = list(MODELS)
     return schema

@@ -251,6 +251,8 @@ def all_targets(wildcards):
         targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/report/metrics.html",
                     f"{RESULTS}/{corpus}/report/rejected.html"]
         targets += [f"{RESULTS}/{corpus}/weak/{w['name']}.parquet" for w in WEAK if corpus in w["to"]]
+        if "face" in corpus_extractors(corpus):
+            targets.append(f"{RESULTS}/{corpus}/actions/au.parquet")
     for p in config.get("predictions", []):
         for corpus in p["to"]:
             targets.append(f"{RESULTS}/{corpus}/predictions/{p['from']['corpus']}/{p['from']['model']}.parquet")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from affectflow.demo.encode import write_mp4, write_wav
-from affectflow.demo.face import FaceRenderer, make_track, speaker_style, speech_envelope
+from affectflow.demo.face import FaceRenderer, make_track, speaker_style, speech_envelope, track_truth
 from affectflow.demo.text import EMOTIONS, choose_text, sentiment_score
 from affectflow.demo.tts import Prosody, synthesize_batch
 
@@ -219,14 +219,15 @@ def build_demo_corpus(
     video_fps: int = 25, image_size: int = 256,
 ) -> Path:
     """Writes out_dir/manifest.csv, out_dir/audio/<utt_id>.wav, out_dir/video/<utt_id>.mp4,
-    out_dir/words/<utt_id>.json; returns the manifest path. Deterministic given the arguments.
+    out_dir/words/<utt_id>.json, out_dir/face/<utt_id>.json (the face's true action tracks, the
+    reference the action-unit estimates are scored against); returns the manifest path. Deterministic given the arguments.
 
     The manifest is written last, so a build that stops half-way leaves no manifest. Stale
     ``demo_*`` media from an earlier build with other arguments are removed.
     """
     out_dir = Path(out_dir)
     plans = plan_corpus(n_utterances, n_speakers, seed)
-    folders = {name: out_dir / name for name in ("audio", "video", "words")}
+    folders = {name: out_dir / name for name in ("audio", "video", "words", "face")}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     rngs = [np.random.default_rng([seed, 2, u]) for u in range(len(plans))]
@@ -262,6 +263,8 @@ def build_demo_corpus(
         write_mp4(out_dir / rel["video"], lambda i: renderer.render(track, i), n_frames, video_fps,
                   image_size, samples, sr)
         (out_dir / rel["words"]).write_text(json.dumps(words, indent=1) + "\n")
+        (folders["face"] / f"{plan.utt_id}.json").write_text(
+            json.dumps(track_truth(track, style, video_fps)) + "\n")
         rows.append({
             "utt_id": plan.utt_id, "dataset": "demo", "speaker": plan.speaker.speaker_id,
             "dialogue_id": plan.dialogue_id, "turn": plan.turn, "audio_path": rel["audio"],
@@ -272,6 +275,7 @@ def build_demo_corpus(
             "sarcasm": int(plan.sarcasm),
         })
     keep = {Path(str(r[k])).name for r in rows for k in ("audio_path", "video_path", "words_path")}
+    keep |= {f"{r['utt_id']}.json" for r in rows}
     for folder in folders.values():
         for stale in folder.glob("demo_*"):
             if stale.name not in keep:

@@ -224,6 +224,21 @@ MOTION_GAIN = {"neutral": 0.0, "happy": 0.1, "sad": -0.4, "angry": 0.5}
 HEAD_DOWN_PX = 3.0
 
 
+def track_truth(track: FaceTrack, style: FaceStyle, fps: int) -> dict[str, object]:
+    """The actions a rendered video really shows, per frame at `fps`: what landmark-based action
+    units are scored against. Source pixels relative to the speaker's neutral face (the smile
+    without the resting offset), squint as the share of the eye closed, roll in degrees."""
+    rest = NEUTRAL_SMILE + style.rest_smile
+
+    def rounded(values: np.ndarray) -> list[float]:
+        return [round(float(v), 3) for v in values]
+
+    return {"fps": fps, "jaw": rounded(track.jaw), "smile": rounded(track.smile - rest),
+            "smirk": rounded(track.smirk), "inner_up": rounded(track.inner_up),
+            "lower": rounded(track.lower), "squint": rounded(track.squint),
+            "roll": rounded(track.rotation_deg)}
+
+
 def make_track(
     emotion: str, expressivity: float, envelope: np.ndarray, fps: int, style: FaceStyle,
     rng: np.random.Generator, smirk: float = 0.0,

@@ -37,6 +37,14 @@ approximates; what is measured (Face Mesh indices):
 - jaw_drop: AU26/AU27; depth of the chin 152 below the subnasale 2.
 - cheek_raise: AU6; minus the depth of the cheek points 50, 280 below the eye centres
   (negative numbers; higher = cheeks raised).
+- nose_length: falls with AU9 (nose wrinkler, the wings drawn up); depth of the nose wings
+  129, 358 below the inner eye corners 133, 362.
+- philtrum: falls with AU10 (upper lip raiser); depth of the upper lip's outer centre 0 below
+  the subnasale 2.
+- chin_height: falls with AU17 (chin raiser, the lower lip pushed up); depth of the chin 152
+  below the lower lip's outer centre 17.
+- lip_thickness: falls with AU23/AU24 (lips tightened or pressed thin); red-lip heights 0-13 plus
+  14-17.
 
 Tracking: Face Mesh runs in video mode (detection, then tracking from the previous frame) and is
 reset for every utterance, so results never depend on which utterance ran before. The first
@@ -63,6 +71,7 @@ N_LANDMARKS = 478
 GEOMETRIC_FEATURE_NAMES = [
     "mouth_open", "mouth_width", "lip_corner_lift", "lip_corner_depress", "inner_brow_raise",
     "outer_brow_raise", "brow_distance", "eye_open_l", "eye_open_r", "jaw_drop", "cheek_raise",
+    "nose_length", "philtrum", "chin_height", "lip_thickness",
 ]
 POSE_NAMES = ["yaw", "pitch", "roll"]
 FACE_FEATURE_NAMES: list[str] = ["face_found", *POSE_NAMES, *GEOMETRIC_FEATURE_NAMES]
@@ -95,6 +104,7 @@ _INNER_BROWS, _OUTER_BROWS = ((55, 107), (285, 336)), ((46, 70), (276, 300))
 _INNER_EYE_CORNERS, _OUTER_EYE_CORNERS = (133, 362), (33, 263)
 _LIP_INNER_TOP, _LIP_INNER_BOTTOM, _MOUTH_CORNERS = 13, 14, (61, 291)
 _SUBNASALE, _CHIN, _CHEEKS = 2, 152, (50, 280)
+_LIP_OUTER_TOP, _LIP_OUTER_BOTTOM, _NOSE_WINGS = 0, 17, (129, 358)
 
 
 def head_pose(points_px: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,6 +177,10 @@ def geometric_features(points_px: np.ndarray, rotation: np.ndarray) -> np.ndarra
         "eye_open_r": float(np.mean([dist(i, j) for i, j in _RIGHT_LIDS])),
         "jaw_drop": y[_CHIN] - y[_SUBNASALE],
         "cheek_raise": eye_centre_y - float(y[list(_CHEEKS)].mean()),
+        "nose_length": float(y[list(_NOSE_WINGS)].mean() - y[list(_INNER_EYE_CORNERS)].mean()),
+        "philtrum": y[_LIP_OUTER_TOP] - y[_SUBNASALE],
+        "chin_height": y[_CHIN] - y[_LIP_OUTER_BOTTOM],
+        "lip_thickness": dist(_LIP_OUTER_TOP, _LIP_INNER_TOP) + dist(_LIP_INNER_BOTTOM, _LIP_OUTER_BOTTOM),
     }
     return np.array([values[name] for name in GEOMETRIC_FEATURE_NAMES], dtype=np.float64)
 
@@ -254,7 +268,7 @@ class Face(Extractor[FaceConfig]):
     """
 
     name = "face"
-    version = "1"
+    version = "2"
     modality = "video"
     description = "MediaPipe face mesh (478 landmarks), head pose and landmark-based facial action estimates."
     config_type = FaceConfig
