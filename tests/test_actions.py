@@ -142,7 +142,7 @@ def test_actions_store_layout(demo_actions: tuple[Path, Path]) -> None:
 
 def test_action_units_follow_the_demo_face(demo_actions: tuple[Path, Path]) -> None:
     """Intensities track the animation the video really shows (Pearson r over all face frames);
-    the presence thresholds are liberal, so only recall is held to a bar."""
+    presence is held to a bar where the demo shows it is reliable (README)."""
     root, store = demo_actions
     result = au_agreement(store, root / "face")
     aus = result["aus"]
@@ -150,4 +150,4 @@ def test_action_units_follow_the_demo_face(demo_actions: tuple[Path, Path]) -> N
     assert aus["AU26"]["pearson_r"] > 0.8 and aus["AU07"]["pearson_r"] > 0.7, aus
     assert aus["AU12"]["pearson_r"] > 0.5 and aus["AU15"]["pearson_r"] > 0.5, aus
     assert aus["AU01"]["pearson_r"] > 0.4, aus
-    assert aus["AU26"]["recall"] > 0.7 and aus["AU26"]["f1"] > 0.6, aus
+    assert aus["AU26"]["precision"] > 0.8 and aus["AU07"]["f1"] > 0.6, aus

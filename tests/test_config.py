@@ -81,7 +81,7 @@ def test_unknown_key_names_its_place_and_the_allowed_keys() -> None:
         "config error at extractors.logmel: unknown key 'n_mel'; allowed: hop_s, n_mels, win_s")
     assert _error(lambda c: c.update(reslts_dir="x")) == (
         "config error at (top level): unknown key 'reslts_dir'; allowed: actions, cache_dir, corpora, "
-        "evaluation, extractors, media, predictions, resources, results_dir, training, weak_labels")
+        "evaluation, extractors, media, narrative, predictions, prosody, resources, results_dir, training, weak_labels")
 
 
 KNOWN_MODELS = ("ef_lf_avg, ef_lf_lstm, ef_lf_trans, ef_avg, ef_lstm, ef_trans, lf_avg, lf_lstm, "

@@ -66,6 +66,12 @@ def test_demo_corpus_to_report(tmp_path: Path) -> None:
     assert differences(reference, current) == []
     actions = pq.read_table(tmp_path / "results/demo/actions/au.parquet", columns=["utt_id", "ok"])
     assert actions.num_rows == 24 and all(actions["ok"].to_pylist())  # every demo clip has a face
+    prosody = pd.read_parquet(tmp_path / "results/demo/prosody/prosody.parquet")
+    assert prosody["rate_wpm"].notna().all() and prosody["pitch_z"].notna().all()
+    narratives = pd.read_parquet(tmp_path / "results/demo/narrative/narratives.parquet")
+    assert len(narratives) == 4 * 24 and (narratives["text"].str.len() > 0).all()
+    by_family = narratives.groupby("family")["phrases"].apply(lambda p: sum(len(json.loads(x)) for x in p))
+    assert by_family["v"] == 0 and by_family["vpa"] == by_family["va"] + by_family["vp"] > 0
     figures = {p.name for p in (tmp_path / "results/demo/figures").iterdir()}
     assert {"ef_lf_avg_curves.png", "ef_lf_avg_emotion_confusion.png"} <= figures
     assert "Nothing to be done" in snakemake(tmp_path, "--cores", "2", "-n")

@@ -81,6 +81,20 @@ def cmd_actions(args: argparse.Namespace) -> None:
                     args.corpus)
 
 
+def cmd_prosody(args: argparse.Namespace) -> None:
+    from affectflow.prosody.stage import compute_prosody, config_from
+
+    compute_prosody(args.manifest, [p for p in args.egemaps if p], args.output, config_from(_json(args.params)))
+
+
+def cmd_narrative(args: argparse.Namespace) -> None:
+    from affectflow.narrative.stage import configs_from, write_narratives
+
+    rules, stage = configs_from(_json(args.params))
+    write_narratives(args.manifest, args.out_dir, rules, stage, actions=next((p for p in args.actions if p), None),
+                     prosody=args.prosody or None)
+
+
 def cmd_rejected(args: argparse.Namespace) -> None:
     from affectflow.atomic import write_text
     from affectflow.report.tables import collect_rejected, rejection_summary, summary_line
@@ -211,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         "actions": (cmd_actions, [("--face", {"nargs": "+", "required": True}),
                                   ("--manifest", {"required": True}), ("--params", {"default": "{}"}),
                                   ("--corpus", {"default": ""}), ("--output", {"required": True})]),
+        "prosody": (cmd_prosody, [("--manifest", {"required": True}), ("--egemaps", {"nargs": "*", "default": []}),
+                                  ("--params", {"default": "{}"}), ("--output", {"required": True})]),
+        "narrative": (cmd_narrative, [("--manifest", {"required": True}), ("--prosody", {"default": ""}),
+                                      ("--actions", {"nargs": "*", "default": []}),
+                                      ("--params", {"default": "{}"}), ("--out-dir", {"required": True})]),
         "rejected": (cmd_rejected, [("--ingest", {"required": True}), ("--stores", {"nargs": "*", "default": []}),
                                     ("--corpus", {"required": True}), ("--manifest", {"required": True}),
                                     ("--output", {"required": True}), ("--summary", {"required": True})]),

@@ -39,8 +39,8 @@ def load_schema(schema_path: str | Path) -> dict:
 
 def with_registry(schema: dict) -> dict:
     """Fill the extractor names and parameter blocks (and the media section) from the extractor
-    registry, the model names and hyper-parameter block from the model registry, and the actions
-    stage's blocks from its config dataclasses."""
+    registry, the model names and hyper-parameter block from the model registry, and the actions,
+    prosody and narrative stages' blocks from their config dataclasses."""
     from affectflow.features.registry import schema_blocks
 
     blocks = schema_blocks()
@@ -61,6 +61,14 @@ def with_registry(schema: dict) -> dict:
     from affectflow.actions.stage import actions_schema
 
     top["actions"]["properties"] = actions_schema()
+    from affectflow.features.params import config_schema
+    from affectflow.narrative.rules import NarrativeConfig
+    from affectflow.narrative.stage import StageConfig
+    from affectflow.prosody.stage import ProsodyConfig
+
+    top["prosody"]["properties"] = config_schema(ProsodyConfig, "")["properties"]
+    top["narrative"]["properties"] = {**config_schema(NarrativeConfig, "")["properties"],
+                                      **config_schema(StageConfig, "")["properties"]}
     plain, entry = top["training"]["properties"]["models"]["items"]["oneOf"]
     plain["enum"] = entry["properties"]["model"]["enum"] = list(MODELS)
     return schema

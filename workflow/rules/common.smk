@@ -10,6 +10,7 @@ from snakemake.utils import min_version
 
 from affectflow.config import ConfigError, validate_config
 from affectflow.features.registry import get_extractor, upstream
+from affectflow.narrative.rules import FAMILIES as NARRATIVE_FAMILIES
 
 min_version("9.0")
 
@@ -253,6 +254,7 @@ def all_targets(wildcards):
         targets += [f"{RESULTS}/{corpus}/weak/{w['name']}.parquet" for w in WEAK if corpus in w["to"]]
         if "face" in corpus_extractors(corpus):
             targets.append(f"{RESULTS}/{corpus}/actions/au.parquet")
+        targets.append(f"{RESULTS}/{corpus}/narrative/narratives.parquet")
     for p in config.get("predictions", []):
         for corpus in p["to"]:
             targets.append(f"{RESULTS}/{corpus}/predictions/{p['from']['corpus']}/{p['from']['model']}.parquet")

@@ -89,7 +89,7 @@ class AUConfig:
 
     baseline_percentile: float = param(20.0, "Percentile of an AU's activation over the speaker's "
                                        "frames taken as the speaker's neutral level.", minimum=0, maximum=100)
-    presence_threshold: float = param(1.0, "Intensity (0-5) at or above which an AU is present.",
+    presence_threshold: float = param(1.5, "Intensity (0-5) at or above which an AU is present.",
                                       minimum=0, maximum=5)
     blink_ratio: float = param(0.5, "A blink (AU45) when the eyes are open less than this share of "
                                     "the speaker's median opening.", exclusiveMinimum=0, maximum=1)

@@ -23,7 +23,7 @@ from affectflow.features.params import param
 class GestureConfig:
     """What counts as a nod or a shake."""
 
-    min_swing_deg: float = param(3.0, "Smallest swing of pitch (nod) or yaw (shake) that counts (degrees).",
+    min_swing_deg: float = param(5.0, "Smallest swing of pitch (nod) or yaw (shake) that counts (degrees).",
                                  exclusiveMinimum=0)
     min_hz: float = param(0.5, "Slowest nod or shake cycle (Hz).", exclusiveMinimum=0)
     max_hz: float = param(4.0, "Fastest nod or shake cycle (Hz).", exclusiveMinimum=0)

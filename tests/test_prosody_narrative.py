@@ -1,0 +1,137 @@
+"""The prosody stage (rate, pauses, pitch and loudness with per-speaker z) and the narrative stage
+(evidence from the stores → the four families, and the manifests that train on them), on
+constructed manifests and stores; the demo's end-to-end run is in test_workflow.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affectflow.actions.au import AU_COLUMNS, AU_NAMES
+from affectflow.features.base import FeatureResult
+from affectflow.features.store import Provenance, StoreRow, write_partition
+from affectflow.narrative.rules import NarrativeConfig
+from affectflow.narrative.stage import StageConfig, configs_from, role_of, write_narratives
+from affectflow.prosody.stage import LOUDNESS, PITCH, ProsodyConfig, compute_prosody, pauses, speaker_z, speech_rate
+
+
+def words(*spans: tuple[float, float]) -> list[dict]:
+    return [{"word": f"w{i}", "start_s": a, "end_s": b} for i, (a, b) in enumerate(spans)]
+
+
+def test_speech_rate_from_word_times_else_from_duration() -> None:
+    rate, source = speech_rate({"words": words((0.5, 0.9), (1.0, 1.4), (1.5, 2.5)), "transcript": "a b c"})
+    assert source == "words" and rate == pytest.approx(60 * 3 / 2.0)
+    rate, source = speech_rate({"words": None, "transcript": "one two three four", "start_s": 1.0, "end_s": 3.0})
+    assert source == "duration" and rate == pytest.approx(120.0)
+    assert speech_rate({"words": None, "transcript": "no times"}) == (None, None)
+
+
+def test_pause_is_the_gap_to_the_previous_turn_in_the_same_recording() -> None:
+    manifest = pd.DataFrame([
+        # one recording, turns out of order in the table: the gap is speech end → speech start
+        {"utt_id": "a2", "dialogue_id": "A", "turn": 2, "audio_path": "/r.wav", "start_s": 5.0, "end_s": 8.0,
+         "words": words((0.3, 0.6), (0.7, 2.0))},
+        {"utt_id": "a1", "dialogue_id": "A", "turn": 1, "audio_path": "/r.wav", "start_s": 1.0, "end_s": 5.0,
+         "words": words((0.1, 0.5), (0.6, 3.5))},
+        {"utt_id": "a3", "dialogue_id": "A", "turn": 3, "audio_path": "/r.wav", "start_s": 6.8, "end_s": 9.0,
+         "words": None},  # overlaps the turn before: a negative gap
+        # separate clips per turn: the gap between them is unknown
+        {"utt_id": "b1", "dialogue_id": "B", "turn": 1, "audio_path": "/b1.wav", "start_s": 0.0, "end_s": 2.0, "words": None},
+        {"utt_id": "b2", "dialogue_id": "B", "turn": 2, "audio_path": "/b2.wav", "start_s": 0.0, "end_s": 2.0, "words": None},
+    ])
+    gaps = pauses(manifest)
+    assert gaps["a2"] == pytest.approx(800.0)  # 1.0 + 3.5 = 4.5 → 5.0 + 0.3 = 5.3
+    assert gaps["a3"] == pytest.approx(-200.0)  # 5.0 + 2.0 = 7.0 → 6.8
+    assert np.isnan(gaps["a1"]) and np.isnan(gaps["b1"]) and np.isnan(gaps["b2"])
+
+
+def test_speaker_z_needs_rows_and_spread() -> None:
+    values = pd.Series([1.0, 2.0, 3.0, 5.0, 5.0, 5.0, 7.0, np.nan])
+    speakers = pd.Series(["a", "a", "a", "b", "b", "b", "c", "a"])
+    z = speaker_z(values, speakers, min_rows=3)
+    np.testing.assert_allclose(z[:3], [-1.2247449, 0.0, 1.2247449], rtol=1e-6)
+    assert z[3:].isna().all()  # b: no spread; c: one row; the NaN row stays NaN
+
+
+def _egemaps_store(path: Path, rows: dict[str, tuple[float, float]]) -> None:
+    names = ["x", PITCH, LOUDNESS]
+    write_partition(path, [StoreRow(u, "", FeatureResult(np.zeros((2, 1)), np.array([0.0, p, l]), np.array([0.0, 0.02])))
+                           for u, (p, l) in rows.items()] + [StoreRow("gone", "", None, "no speech")],
+                    Provenance("egemaps", "1", {}, "t", 0, ["lld"], names))
+
+
+def test_prosody_table(tmp_path: Path) -> None:
+    manifest = pd.DataFrame([{"utt_id": f"u{i}", "speaker": "s", "transcript": "a b c d", "start_s": 0.0,
+                              "end_s": 1.0 + i, "words": None, "dialogue_id": f"d{i}", "turn": 0}
+                             for i in range(4)] + [{"utt_id": "gone", "speaker": "", "transcript": "",
+                                                    "words": None, "dialogue_id": "g", "turn": 0}])
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    _egemaps_store(tmp_path / "egemaps.parquet", {f"u{i}": (30.0 + i, 0.5) for i in range(4)})
+    summary = compute_prosody(tmp_path / "manifest.parquet", [tmp_path / "egemaps.parquet"],
+                              tmp_path / "prosody.parquet", ProsodyConfig())
+    table = pd.read_parquet(tmp_path / "prosody.parquet").set_index("utt_id")
+    assert summary["rows"] == 5 and summary["measured"]["pitch_st"] == 4
+    assert table.loc["u0", "rate_wpm"] == pytest.approx(240.0) and table.loc["u0", "rate_from"] == "duration"
+    assert table.loc["u3", "pitch_st"] == pytest.approx(33.0)
+    assert table.loc["u0", "rate_z"] > 1 and table.loc["u3", "rate_z"] < 0  # fastest, slowest of s
+    assert table.loc["u3", "pitch_z"] > 1 and pd.isna(table.loc["u0", "loudness_z"])  # no spread
+    assert pd.isna(table.loc["gone", "pitch_st"]) and pd.isna(table.loc["gone", "rate_wpm"])
+
+
+def test_role_words() -> None:
+    config = StageConfig(roles={"s01": "The woman"})
+    assert role_of("s01", config) == "The woman" and role_of("SHELDON", config) == "Sheldon"
+    assert role_of("Chandler", config) == "Chandler" and role_of("s02", config) == "The speaker"
+    assert role_of("", config) == "The speaker"
+
+
+def test_narrative_config_splits_rules_and_roles() -> None:
+    rules, stage = configs_from({"tone_z": 1.5, "roles": {"a": "The man"}})
+    assert rules == NarrativeConfig(tone_z=1.5) and stage.roles == {"a": "The man"}
+    with pytest.raises(ValueError, match="narrative"):
+        configs_from({"tone": 2})
+
+
+def _actions_store(path: Path) -> None:
+    """u1 smiles (AU06 + AU12) through 1 s of 5 fps frames, with one nod; u2 has no face."""
+    values = np.zeros((6, len(AU_COLUMNS)))
+    for au in ("AU06", "AU12"):
+        values[:, len(AU_NAMES) + AU_NAMES.index(au)] = 1.0
+    result = FeatureResult(values, np.zeros(36), np.arange(6) * 0.2,
+                           extra={"face_found": np.ones(6, bool), "nods": np.array([[0.2, 0.8]])})
+    write_partition(path, [StoreRow("u1", "", result), StoreRow("u2", "", None, "face: no video_path")],
+                    Provenance("actions", "1", {}, "t", 0, AU_COLUMNS, []))
+
+
+def test_narratives_from_the_stores(tmp_path: Path) -> None:
+    manifest = pd.DataFrame([
+        {"utt_id": "u1", "speaker": "s01", "transcript": "Great, just great.", "split": "train",
+         "words": None, "shard": 0, "sarcasm": 1},
+        {"utt_id": "u2", "speaker": "Monica", "transcript": "no", "split": "test", "words": None, "shard": 0,
+         "sarcasm": 0},
+    ])
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    _actions_store(tmp_path / "au.parquet")
+    pd.DataFrame([{"utt_id": "u1", "pause_ms": np.nan, "pause_z": np.nan, "rate_z": -2.5},
+                  {"utt_id": "u2", "pause_ms": 450.0, "pause_z": 1.2, "rate_z": 0.1}]).to_parquet(tmp_path / "p.parquet")
+    summary = write_narratives(tmp_path / "manifest.parquet", tmp_path / "out", NarrativeConfig(),
+                               StageConfig(roles={"s01": "The woman"}), actions=str(tmp_path / "au.parquet"),
+                               prosody=str(tmp_path / "p.parquet"))
+    assert summary["with_actions"] == 1 and summary["with_prosody"] == 2
+    table = pd.read_parquet(tmp_path / "out" / "narratives.parquet")
+    text = table.set_index(["utt_id", "family"])["text"]
+    assert text["u1", "v"] == "The woman said Great, just great."
+    assert text["u1", "vpa"] == ("The woman smiled, displayed a positive expression and nodded. "
+                                 "The woman very slowly said Great, just great.")
+    assert text["u2", "va"] == text["u2", "v"] == "Monica said no."  # no face: nothing to add
+    assert text["u2", "vp"] == "After five hundred milliseconds, a long delay, Monica said no."
+    phrases = json.loads(table[(table.utt_id == "u1") & (table.family == "vpa")]["phrases"].iloc[0])
+    assert phrases[0] == {"text": "smiled", "part": "a", "evidence": "AU06 and AU12 present together for 1.20 s (≥ 0.5 s)"}
+    vpa = pd.read_csv(tmp_path / "out" / "manifest_vpa.csv")
+    assert list(vpa["transcript"]) == [text["u1", "vpa"], text["u2", "vpa"]]
+    assert "words" not in vpa and "shard" not in vpa and list(vpa["sarcasm"]) == [1, 0]

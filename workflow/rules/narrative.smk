@@ -1,0 +1,51 @@
+# Prosody (speech rate, pauses, pitch, loudness, per-speaker z) and MONAH narratives, one job per
+# corpus each (z-scores and pauses need the speaker's and the dialogue's other rows). A corpus
+# whose `manifest` is results/<corpus>/narrative/manifest_<family>.csv trains on narratives.
+
+
+rule prosody:
+    input:
+        manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
+        egemaps=lambda w: store_files(w.corpus, "egemaps") if "egemaps" in corpus_extractors(w.corpus) else [],
+    output:
+        f"{RESULTS}/{{corpus}}/prosody/prosody.parquet",
+    params:
+        cli=AFFECTFLOW,
+        settings=as_json(config.get("prosody", {})),
+    conda:
+        "../../envs/features.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/prosody.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "{params.cli} prosody --manifest {input.manifest:q} --egemaps {input.egemaps:q}"
+        " --params {params.settings:q} --output {output:q} > {log:q} 2>&1"
+
+
+rule narrative:
+    input:
+        manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
+        prosody=f"{RESULTS}/{{corpus}}/prosody/prosody.parquet",
+        actions=lambda w: [f"{RESULTS}/{w.corpus}/actions/au.parquet"] if "face" in corpus_extractors(w.corpus) else [],
+    output:
+        table=f"{RESULTS}/{{corpus}}/narrative/narratives.parquet",
+        manifests=expand(f"{RESULTS}/{{{{corpus}}}}/narrative/manifest_{{family}}.csv", family=NARRATIVE_FAMILIES),
+    params:
+        cli=AFFECTFLOW,
+        settings=as_json(config.get("narrative", {})),
+        out_dir=lambda w: f"{RESULTS}/{w.corpus}/narrative",
+    conda:
+        "../../envs/features.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/narrative.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "{params.cli} narrative --manifest {input.manifest:q} --prosody {input.prosody:q}"
+        " --actions {input.actions:q} --params {params.settings:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
