@@ -81,7 +81,7 @@ def test_unknown_key_names_its_place_and_the_allowed_keys() -> None:
         "config error at extractors.logmel: unknown key 'n_mel'; allowed: hop_s, n_mels, win_s")
     assert _error(lambda c: c.update(reslts_dir="x")) == (
         "config error at (top level): unknown key 'reslts_dir'; allowed: actions, cache_dir, corpora, "
-        "evaluation, extractors, media, narrative, predictions, prosody, resources, results_dir, training, weak_labels")
+        "evaluation, extractors, media, narrative, predictions, prosody, resources, results_dir, tone, training, weak_labels")
 
 
 KNOWN_MODELS = ("ef_lf_avg, ef_lf_lstm, ef_lf_trans, ef_avg, ef_lstm, ef_trans, lf_avg, lf_lstm, "
@@ -117,9 +117,9 @@ def test_out_of_range_numbers_give_jsonschemas_short_message() -> None:
 
 def test_corpus_source_and_missing_keys() -> None:
     assert _error(lambda c: c["corpora"]["demo"].pop("generator")) == (
-        "config error at corpora.demo: needs one of the keys manifest, generator, adapter")
+        "config error at corpora.demo: needs one of the keys manifest, generator, adapter, union")
     assert _error(lambda c: c["corpora"]["demo"].update(manifest="m.csv")) == (
-        "config error at corpora.demo: give only one of the keys manifest, generator, adapter")
+        "config error at corpora.demo: give only one of the keys manifest, generator, adapter, union")
     assert _error(lambda c: c.pop("training")) == "config error at (top level): missing key 'training'"
     assert _error(lambda c: c["training"].update(models=[{"model": "svm"}])) == (
         "config error at training.models[0]: missing key 'id'")

@@ -92,7 +92,21 @@ def cmd_narrative(args: argparse.Namespace) -> None:
 
     rules, stage = configs_from(_json(args.params))
     write_narratives(args.manifest, args.out_dir, rules, stage, actions=next((p for p in args.actions if p), None),
-                     prosody=args.prosody or None)
+                     prosody=args.prosody or None, tone=next((p for p in args.tone if p), None))
+
+
+def cmd_union(args: argparse.Namespace) -> None:
+    from affectflow.ingest.union import UnionPart, write_union_manifest
+
+    union = _json(args.union)
+    write_union_manifest([UnionPart(p["adapter"], p["label"], p["map"]) for p in union["parts"]],
+                         union["label"], args.output)
+
+
+def cmd_tone(args: argparse.Namespace) -> None:
+    from affectflow.tone.stage import tone_table
+
+    tone_table(args.predictions, args.manifest, args.task, args.output)
 
 
 def cmd_rejected(args: argparse.Namespace) -> None:
@@ -229,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   ("--params", {"default": "{}"}), ("--output", {"required": True})]),
         "narrative": (cmd_narrative, [("--manifest", {"required": True}), ("--prosody", {"default": ""}),
                                       ("--actions", {"nargs": "*", "default": []}),
+                                      ("--tone", {"nargs": "*", "default": []}),
                                       ("--params", {"default": "{}"}), ("--out-dir", {"required": True})]),
+        "union": (cmd_union, [("--union", {"required": True}), ("--output", {"required": True})]),
+        "tone": (cmd_tone, [("--predictions", {"required": True}), ("--manifest", {"required": True}),
+                            ("--task", {"default": "tone"}), ("--output", {"required": True})]),
         "rejected": (cmd_rejected, [("--ingest", {"required": True}), ("--stores", {"nargs": "*", "default": []}),
                                     ("--corpus", {"required": True}), ("--manifest", {"required": True}),
                                     ("--output", {"required": True}), ("--summary", {"required": True})]),

@@ -241,6 +241,19 @@ def _restore_from_cache(corpus, extractor, missing):
                   file=sys.stderr)
 
 
+TONE_TO = config.get("tone", {}).get("to", [])
+
+
+def tone_predictions(corpus):
+    """The prediction table of the tone model on `corpus` (built by the predict rule)."""
+    source = config["tone"]["from"]
+    return f"{RESULTS}/{corpus}/predictions/{source['corpus']}/{source['model']}.parquet"
+
+
+def narrative_tone(wildcards):
+    return [f"{RESULTS}/{wildcards.corpus}/tone/tone.parquet"] if wildcards.corpus in TONE_TO else []
+
+
 def all_targets(wildcards):
     targets = []
     for corpus in CORPORA:
@@ -255,6 +268,8 @@ def all_targets(wildcards):
         if "face" in corpus_extractors(corpus):
             targets.append(f"{RESULTS}/{corpus}/actions/au.parquet")
         targets.append(f"{RESULTS}/{corpus}/narrative/narratives.parquet")
+        if corpus in TONE_TO:
+            targets.append(f"{RESULTS}/{corpus}/tone/tone.parquet")
     for p in config.get("predictions", []):
         for corpus in p["to"]:
             targets.append(f"{RESULTS}/{corpus}/predictions/{p['from']['corpus']}/{p['from']['model']}.parquet")
@@ -269,6 +284,8 @@ def corpus_source(wildcards):
         return f"{RESULTS}/{wildcards.corpus}/source/generated"
     if "adapter" in corpus:
         return f"{RESULTS}/{wildcards.corpus}/source/manifest.csv"
+    if "union" in corpus:
+        return f"{RESULTS}/{wildcards.corpus}/source/union.csv"
     return corpus["manifest"]
 
 

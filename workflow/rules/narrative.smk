@@ -30,6 +30,7 @@ rule narrative:
         manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
         prosody=f"{RESULTS}/{{corpus}}/prosody/prosody.parquet",
         actions=lambda w: [f"{RESULTS}/{w.corpus}/actions/au.parquet"] if "face" in corpus_extractors(w.corpus) else [],
+        tone=narrative_tone,
     output:
         table=f"{RESULTS}/{{corpus}}/narrative/narratives.parquet",
         manifests=expand(f"{RESULTS}/{{{{corpus}}}}/narrative/manifest_{{family}}.csv", family=NARRATIVE_FAMILIES),
@@ -47,5 +48,5 @@ rule narrative:
         runtime=res("default", "runtime"),
     shell:
         "{params.cli} narrative --manifest {input.manifest:q} --prosody {input.prosody:q}"
-        " --actions {input.actions:q} --params {params.settings:q}"
+        " --actions {input.actions:q} --tone {input.tone:q} --params {params.settings:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

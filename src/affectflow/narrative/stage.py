@@ -5,7 +5,8 @@ the four families. What each family can say depends on what the corpus has: acti
 an actions store (ours, or any store with ``AUxx_c`` value columns and an ``x_face_found``
 extra, such as an OpenFace import), prosody phrases a prosody table (`affectflow.prosody`);
 without them ``va`` / ``vp`` / ``vpa`` equal ``v`` for that row, and the summary counts the rows
-each evidence reached. Tone-of-voice phrases need tone scores, which no stage produces yet.
+each evidence reached. Tone-of-voice phrases need a tone table (`affectflow.tone`: the per-speaker
+z of four tone scores).
 
 Outputs:
 - ``narratives.parquet``: utt_id, family, text, phrases (JSON: each phrase's words, part and the
@@ -35,7 +36,7 @@ import pyarrow.parquet as pq
 from affectflow.atomic import atomic_path
 from affectflow.features.params import param, parse_config
 from affectflow.features.store import read_provenance
-from affectflow.narrative.rules import FAMILIES, NarrativeConfig, TurnEvidence, weave
+from affectflow.narrative.rules import FAMILIES, TONES, NarrativeConfig, TurnEvidence, weave
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z .'-]*$")
@@ -84,7 +85,7 @@ def _value(row: Mapping[str, Any], key: str) -> float | None:
 
 
 def evidence(row: Mapping[str, Any], role: str, actions: Mapping[str, Any] | None,
-             prosody: Mapping[str, Any] | None) -> TurnEvidence:
+             prosody: Mapping[str, Any] | None, tone: Mapping[str, Any] | None = None) -> TurnEvidence:
     """One row's evidence from what the stores hold for it (None: that store lacks the row)."""
     transcript = row.get("transcript")
     kwargs: dict[str, Any] = {}
@@ -94,24 +95,28 @@ def evidence(row: Mapping[str, Any], role: str, actions: Mapping[str, Any] | Non
     if prosody is not None:
         kwargs.update(pause_ms=_value(prosody, "pause_ms"), pause_z=_value(prosody, "pause_z"),
                       rate_z=_value(prosody, "rate_z"))
+    if tone is not None:
+        kwargs["tone_z"] = {t: z for t in TONES if (z := _value(tone, f"{t}_z")) is not None}
     return TurnEvidence(role, transcript if isinstance(transcript, str) else "", **kwargs)
 
 
 def write_narratives(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                      rules: NarrativeConfig, config: StageConfig, actions: str | None = None,
-                     prosody: str | None = None) -> dict[str, Any]:
+                     prosody: str | None = None, tone: str | None = None) -> dict[str, Any]:
     """Write narratives.parquet and manifest_<family>.csv into `out_dir`; returns a summary."""
     manifest = pd.read_parquet(manifest_path)
     acts = read_actions(actions) if actions else {}
     pros = pd.read_parquet(prosody).set_index("utt_id").to_dict("index") if prosody else {}
+    tones = pd.read_parquet(tone).set_index("utt_id").to_dict("index") if tone else {}
     records, texts = [], {f: [] for f in FAMILIES}
-    reached = {"actions": 0, "prosody": 0, "phrases": {f: 0 for f in FAMILIES}}
+    reached = {"actions": 0, "prosody": 0, "tone": 0, "phrases": {f: 0 for f in FAMILIES}}
     for row in manifest.to_dict("records"):
         utt_id = str(row["utt_id"])
         role = role_of(str(row.get("speaker") or ""), config)
-        turn = evidence(row, role, acts.get(utt_id), pros.get(utt_id))
+        turn = evidence(row, role, acts.get(utt_id), pros.get(utt_id), tones.get(utt_id))
         reached["actions"] += utt_id in acts
         reached["prosody"] += utt_id in pros
+        reached["tone"] += utt_id in tones
         for family in FAMILIES:
             narrative = weave(turn, family, rules)
             reached["phrases"][family] += len(narrative.phrases)
@@ -128,7 +133,7 @@ def write_narratives(manifest_path: str | os.PathLike[str], out_dir: str | os.Pa
         with atomic_path(os.path.join(out_dir, f"manifest_{family}.csv")) as tmp:
             frame.to_csv(tmp, index=False)
     summary = {"rows": len(manifest), "with_actions": reached["actions"], "with_prosody": reached["prosody"],
-               "phrases": reached["phrases"]}
+               "with_tone": reached["tone"], "phrases": reached["phrases"]}
     log.info("narratives: %s", summary)
     return summary
 
