@@ -85,7 +85,7 @@ def test_unknown_key_names_its_place_and_the_allowed_keys() -> None:
 
 
 KNOWN_MODELS = ("ef_lf_avg, ef_lf_lstm, ef_lf_trans, ef_avg, ef_lstm, ef_trans, lf_avg, lf_lstm, "
-                "lf_trans, linear, svm")  # the registry's order
+                "lf_trans, han, han_rock, linear, svm")  # the registry's order
 
 
 @pytest.mark.parametrize("entry, place", [

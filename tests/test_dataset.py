@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from affectflow.features.base import FeatureResult
 from affectflow.features.store import Provenance, StoreRow, write_partition
@@ -48,3 +49,40 @@ def test_assemble_with_fold_column_and_speaker_normalisation(tmp_path: Path) -> 
     x = np.concatenate([data.splits[s].features["m"][0].reshape(-1, 2) for s in ("train", "valid", "test")])
     assert abs(x.mean()) < 0.2  # the speaker offset of 3 is gone
     assert data.splits["valid"].utt_ids == ["u2", "u8"]
+
+
+def test_history_modalities_hold_the_previous_turns(tmp_path: Path) -> None:
+    """`text@k` is the k-th previous turn of the dialogue (by turn number, including rows
+    without a split), zeros of length 1 at a dialogue's start; it never removes a row."""
+    ids = ["a0", "a1", "a2", "b0", "b1"]
+    values = {u: np.full((i + 1, 2), float(n), np.float32) for n, (i, u) in enumerate(zip([0, 1, 2, 0, 1], ids))}
+    rows = [StoreRow(u, "sig", FeatureResult(v, v.mean(0))) for u, v in values.items()]
+    write_partition(tmp_path / "store" / "shard=0.parquet", rows, Provenance("toy", "1", {}))
+    manifest = pd.DataFrame({"utt_id": ids, "dialogue_id": ["a", "a", "a", "b", "b"], "turn": [0, 1, 2, 0, 1],
+                             "speaker": ["x", "y", "x", "x", "y"],
+                             "split": ["", "train", "train", "test", "test"], "label": ["p", "q", "p", "q", "p"]})
+    manifest.sample(frac=1, random_state=0).to_parquet(tmp_path / "manifest.parquet")  # order must not matter
+    store = str(tmp_path / "store")
+    counts = assemble_dataset(tmp_path / "manifest.parquet", {"text": store, "text@1": store, "text@2": store},
+                              {"label": {"type": "categorical", "classes": ["p", "q"]}}, tmp_path / "d.npz",
+                              histories={"text@1": 1, "text@2": 2})
+    assert counts == {"split": {"train": 2, "valid": 0, "test": 2}}
+    data = load_dataset(tmp_path / "d.npz")
+    train, test = data.splits["train"], data.splits["test"]
+    assert train.utt_ids == ["a1", "a2"] and test.utt_ids == ["b0", "b1"]
+    x1, n1 = train.features["text@1"]
+    assert list(n1) == [1, 2] and x1[0, 0, 0] == 0.0 and x1[1, 0, 0] == 1.0  # a0 (no split) counts as a turn
+    x2, _ = train.features["text@2"]
+    assert not x2[0].any() and x2[1, 0, 0] == 0.0  # a2's second previous turn is a0 (value 0)
+    xb, nb = test.features["text@1"]
+    assert not xb[0].any() and nb[0] == 1 and xb[1, 0, 0] == 3.0  # b0 opens its dialogue
+
+
+def test_history_modality_names_carry_their_depth() -> None:
+    from affectflow.train.dataset import modality_histories
+
+    assert modality_histories({"text": "text", "text@2": {"extractor": "text", "history": 2}}) == {"text@2": 2}
+    with pytest.raises(ValueError, match="named <name>@<k>"):
+        modality_histories({"text@1": {"extractor": "text", "history": 2}})
+    with pytest.raises(ValueError, match="named <name>@<k>"):
+        modality_histories({"prev": {"extractor": "text", "history": 1}})

@@ -21,6 +21,7 @@ from affectflow.train.models.layers import masked_resample
 from affectflow.train.tasks import multitask_loss, normalize_tasks, per_sample_losses
 
 MODEL_NAMES = [name for name, entry in MODELS.items() if entry.kind == "torch"]
+TURNS = ("text", "text@1", "text@2")  # what a `reads="turns"` model (HAN) reads: a turn and its history
 
 DIMS = {"audio": 6, "text": 5, "video": 4}
 MAX_T = {"audio": 12, "text": 8, "video": 1}  # video: one vector per utterance
@@ -61,11 +62,24 @@ def with_junk_padding(batch, extra: int = 7, junk: float = float("nan")):
     return out
 
 
+def dims_for(name: str) -> dict[str, int]:
+    return {t: DIMS["text"] for t in TURNS} if MODELS[name].reads == "turns" else DIMS
+
+
+def batch_for(name: str, b: int = 5, seed: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """`random_batch`, or for a turns model three turns (the history turns: other rows' text)."""
+    batch = random_batch(b, seed)
+    if MODELS[name].reads != "turns":
+        return batch
+    x, lengths = batch["text"]
+    return {t: (x.roll(k, 0), lengths.roll(k, 0)) for k, t in enumerate(TURNS)}
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_forward_shapes_and_padding_invariance(name: str) -> None:
     torch.manual_seed(0)
-    model = build_model(name, DIMS, TASKS, SMALL).eval()
-    batch = random_batch()
+    model = build_model(name, dims_for(name), TASKS, SMALL).eval()
+    batch = batch_for(name)
     with torch.no_grad():
         out = model(batch)
         out_junk = model(with_junk_padding(batch, junk=float("nan")))
@@ -86,7 +100,7 @@ def test_single_modality_and_missing_modality(name: str) -> None:
     assert set(out) == {"sarcasm"} and out["sarcasm"].shape == (5,)
     out["sarcasm"].sum().backward()  # gradients flow
     with pytest.raises(KeyError):
-        build_model(name, DIMS, TASKS, SMALL)({"text": batch["text"]})
+        build_model(name, dims_for(name), TASKS, SMALL)({"text": batch["text"]})
 
 
 def test_hybrid_fusion_weights_are_learnable_convex() -> None:
@@ -716,3 +730,56 @@ def test_svm_through_the_training_stage_files(toy_corpus, tmp_path) -> None:
     metrics = evaluate_runs(paths, tmp_path / "metrics.json", tmp_path / "figures")
     assert (tmp_path / "figures" / "svm_rbf_curves.png").stat().st_size > 0
     assert metrics["svm_rbf"]["flag"]["acc"]["std"] == 0.0
+
+
+def test_han_rock_auxiliary_losses_never_reach_the_primary_branch() -> None:
+    torch.manual_seed(0)
+    dims = {t: DIMS["text"] for t in TURNS}
+    model = build_model("han_rock", dims, TASKS, {**SMALL, "han_primary": "sentiment"})
+    encoder = model.encoder
+    assert encoder.primary == "sentiment" and set(encoder.aux_turns) == {"emotion", "sarcasm"}
+    out = model(batch_for("han_rock"))
+    (out["emotion"].sum() + out["sarcasm"].sum()).backward()  # the auxiliary losses only
+    primary = [p for m in (encoder.primary_words, encoder.primary_turns) for p in m.parameters()]
+    assert all(p.grad is None or not p.grad.any() for p in primary)
+    assert any(p.grad is not None and p.grad.any() for p in encoder.aux_words.parameters())
+    model.zero_grad()
+    model(batch_for("han_rock"))["sentiment"].sum().backward()  # the primary reaches both branches
+    assert all(p.grad is not None and p.grad.any() for p in encoder.primary_words.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in encoder.aux_turns["emotion"].parameters())
+    with pytest.raises(ValueError, match="han_primary 'nope'"):
+        build_model("han_rock", dims, TASKS, {**SMALL, "han_primary": "nope"})
+
+
+def test_han_turn_order_and_history_names() -> None:
+    from affectflow.train.models.han import turn_modalities
+
+    assert turn_modalities(["text@1", "text", "text@3", "text@2"]) == ("text", ["text@3", "text@2", "text@1", "text"])
+    with pytest.raises(ValueError, match="one current-turn modality"):
+        turn_modalities(["text", "audio"])
+    with pytest.raises(ValueError, match="do not belong"):
+        turn_modalities(["text", "audio@1"])
+
+
+def test_han_learns_from_the_previous_turn() -> None:
+    """The label is the sign of the previous turn's mean: HAN with the history learns it, the
+    current turn alone cannot (the two are independent)."""
+    from affectflow.train.data import SplitData, TrainingData
+    from affectflow.train.loop import train_one_seed
+
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> SplitData:
+        now, before = (rng.normal(size=(n, 6, 5)).astype(np.float32) for _ in range(2))
+        lengths = np.full(n, 6)
+        y = (before.mean(axis=(1, 2)) > 0).astype(np.float32)
+        return SplitData({"text": (now, lengths), "text@1": (before, lengths)}, [f"u{i}" for i in range(n)],
+                         labels={"sarcasm": y})
+
+    data = TrainingData({"train": split(300), "valid": split(100), "test": split(200)}, [])
+    hp = {"hidden": 16, "han_hidden": 16, "max_epochs": 25, "patience": 6, "lr": 0.005, "batch_size": 32}
+    with_history = train_one_seed(data, "han", {"sarcasm": 1.0}, hp, seed=0, device="cpu")
+    alone = TrainingData({s: SplitData({"text": d.features["text"]}, d.utt_ids, labels=d.labels)
+                          for s, d in data.splits.items()}, [])
+    without = train_one_seed(alone, "han", {"sarcasm": 1.0}, hp, seed=0, device="cpu")
+    assert with_history.test_metrics["sarcasm"]["acc"] > 0.8 > 0.65 > without.test_metrics["sarcasm"]["acc"]

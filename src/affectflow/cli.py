@@ -121,7 +121,7 @@ def cmd_rejected(args: argparse.Namespace) -> None:
 
 
 def cmd_assemble(args: argparse.Namespace) -> None:
-    from affectflow.train.dataset import assemble_dataset, modality_views
+    from affectflow.train.dataset import assemble_dataset, modality_histories, modality_views
 
     # modality → extractor name (sequence view) or {extractor, view: sequence|pooled}; the
     # stores are the partition files the workflow planned ({modality: [files]})
@@ -129,7 +129,7 @@ def cmd_assemble(args: argparse.Namespace) -> None:
     stores = _json(args.stores)
     counts = assemble_dataset(args.manifest, stores, _json(args.labels), args.output,
                               args.max_steps, views=views, split_columns=args.split_columns,
-                              normalise=args.normalise)
+                              normalise=args.normalise, histories=modality_histories(_json(args.modalities)))
     log.info("dataset %s: %s", args.output, counts)
 
 

@@ -48,9 +48,39 @@ def modality_sources(corpus_dir: str | os.PathLike[str],
     return {m: str(Path(corpus_dir) / "features" / e) for m, e in extractors.items()}, views
 
 
+def modality_histories(modalities: Mapping[str, Any]) -> dict[str, int]:
+    """{modality: k} for the modalities that read the k-th previous turn (``history: k``)."""
+    out = {}
+    for modality, spec in modalities.items():
+        k = spec.get("history", 0) if isinstance(spec, Mapping) else 0
+        if not isinstance(k, int) or k < 0:
+            raise ValueError(f"modality {modality!r}: history must be a whole number ≥ 0, got {k!r}")
+        suffix = modality.rpartition("@")[2] if "@" in modality else "0"
+        if str(k) != suffix:
+            raise ValueError(f"modality {modality!r}: a history modality is named <name>@<k> with "
+                             f"history: k (got history {k}); others have no '@'")
+        if k:
+            out[modality] = k
+    return out
+
+
+def previous_turns(frame: pd.DataFrame, ids: Sequence[str], k: int) -> list[str | None]:
+    """For each of `ids`, the utt_id of the k-th turn before it in its dialogue (by ``turn``,
+    among all manifest rows), or None at a dialogue's start or without dialogue columns."""
+    if "dialogue_id" not in frame or "turn" not in frame:
+        return [None] * len(ids)
+    order = frame.assign(_turn=pd.to_numeric(frame["turn"], errors="coerce")).sort_values(["dialogue_id", "_turn"])
+    before: dict[str, str | None] = {}
+    for _, dialogue in order.groupby("dialogue_id", sort=False):
+        turns = dialogue["utt_id"].astype(str).tolist()
+        before.update({u: (turns[i - k] if i >= k else None) for i, u in enumerate(turns)})
+    return [before.get(u) for u in ids]
+
+
 def modality_views(modalities: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """``training.modalities`` → ({modality: extractor}, {modality: view}). A value is an
-    extractor name (sequence view) or ``{"extractor": name, "view": "sequence" | "pooled"}``."""
+    extractor name (sequence view) or ``{"extractor": name, "view": "sequence" | "pooled",
+    "history": k}`` (k ≥ 1: the features of the k-th previous turn of the dialogue)."""
     extractors, views = {}, {}
     for modality, spec in modalities.items():
         if isinstance(spec, str):
@@ -127,7 +157,8 @@ def assemble_dataset(manifest: str | os.PathLike[str],
                      labels: Mapping[str, Mapping[str, Any]], output: str | os.PathLike[str],
                      max_steps: int = 200, views: Mapping[str, str] | None = None,
                      split_columns: Sequence[str] = ("split",),
-                     normalise: str = "none") -> dict[str, dict[str, int]]:
+                     normalise: str = "none", histories: Mapping[str, int] | None = None
+                     ) -> dict[str, dict[str, int]]:
     """Write the dataset; returns {fold: {split: utterances with every modality}}.
 
     `stores`: {modality: its partition files (what the workflow passes: exactly the shards it
@@ -137,7 +168,11 @@ def assemble_dataset(manifest: str | os.PathLike[str],
     columns giving train/valid/test, one per fold of the protocol (e.g. ``split_loso_03``);
     other values (empty) leave the row out of that fold. `normalise`: "speaker" z-normalises
     every modality per speaker (`speaker_standardise`) over all the speaker's usable utterances.
+    `histories`: {modality: k} for modalities holding the k-th previous turn's features (HAN's
+    talk-turn context): every row has them, zeros of length 1 where there is no such turn (or it
+    has no features), so history never removes an utterance.
     """
+    histories = dict(histories or {})
     if normalise not in ("none", "speaker"):
         raise ValueError(f"normalise must be 'none' or 'speaker', got {normalise!r}")
     views = dict(views or {})
@@ -159,7 +194,9 @@ def assemble_dataset(manifest: str | os.PathLike[str],
         have[modality] = accepted_ids(store)
         if views.get(modality) == "aligned":
             have[modality] &= timed
-    usable = set().union(*have.values()) if have else set()
+    usable = set().union(*(h for m, h in have.items() if m not in histories)) if have else set()
+    everything = frame
+    speaker_of = dict(zip(frame["utt_id"].astype(str), frame.get("speaker", pd.Series([""] * len(frame), index=frame.index)).fillna("").astype(str)))
     frame = frame[frame["utt_id"].isin(usable) & in_a_fold].sort_values("utt_id")
     ids = frame["utt_id"].tolist()
     for modality, ok in have.items():
@@ -172,17 +209,20 @@ def assemble_dataset(manifest: str | os.PathLike[str],
                                          [""] * len(frame))).fillna("").astype(str).tolist(), dtype=str)}
     for modality, store in stores.items():
         view = views.get(modality, "sequence")
-        present = np.array([u in have[modality] for u in ids])
-        rows = [u for u, p in zip(ids, present) if p]
+        source = previous_turns(everything, ids, histories[modality]) if modality in histories else ids
+        present = np.array([u is not None and u in have[modality] for u in source])
+        rows = [u for u, p in zip(source, present) if p]
         words = [word_intervals(w) for w, p in zip(frame.get("words", [None] * len(frame)), present)
                  if p] if view == "aligned" else []
         x_part, len_part = _read_view(store, rows, view, max_steps, words)
         if normalise == "speaker" and rows:
-            x_part = speaker_standardise(x_part, len_part, arrays["speakers"][present])
+            x_part = speaker_standardise(x_part, len_part, np.array([speaker_of.get(u, "") for u in rows], dtype=str))
         x = np.zeros((len(ids), max(x_part.shape[1], 1), x_part.shape[2]), np.float32)
         lengths = np.ones(len(ids), np.int64)
         x[present, : x_part.shape[1]] = x_part
         lengths[present] = len_part
+        if modality in histories:
+            present = np.ones(len(ids), bool)  # no such turn: an empty (zero) turn
         arrays.update({f"{modality}/x": x, f"{modality}/lengths": lengths,
                        f"{modality}/present": present,
                        f"view/{modality}": np.array(view),

@@ -31,17 +31,20 @@ class ModelEntry:
     build: Callable[[Mapping[str, int], Any], nn.Module] | None
     kind: Literal["torch", "classic"]
     description: str
+    # "any": any set of modalities; "turns": one turn's sequence modality and its history
+    # (<name>@<k>, `affectflow.train.models.han`)
+    reads: Literal["any", "turns"] = "any"
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, config_type: type, build: Callable | None, description: str,
-                   kind: Literal["torch", "classic"] = "torch") -> None:
+                   kind: Literal["torch", "classic"] = "torch", reads: Literal["any", "turns"] = "any") -> None:
     """Register architecture `name` (twice is an error: one name, one place)."""
     if name in MODELS:
         raise ValueError(f"model {name!r} is registered twice")
-    MODELS[name] = ModelEntry(name, config_type, build, kind, description)
+    MODELS[name] = ModelEntry(name, config_type, build, kind, description, reads)
 
 
 def get_model(name: str) -> ModelEntry:
@@ -110,15 +113,19 @@ class MultiTaskModel(nn.Module):
         self.name = name
         self.encoder = encoder
         self.tasks = dict(tasks)
+        # An encoder with `bind_tasks` gives each task its own representation (a dict from
+        # forward), e.g. HAN-ROCK's primary and auxiliary branches; the others give one for all.
+        widths = (encoder.bind_tasks(list(self.tasks)) if hasattr(encoder, "bind_tasks")
+                  else {t: encoder.out_dim for t in self.tasks})
         self.heads = nn.ModuleDict(
-            {t: nn.Linear(encoder.out_dim, s.n_outputs) for t, s in self.tasks.items()}
+            {t: nn.Linear(widths[t], s.n_outputs) for t, s in self.tasks.items()}
         )
 
     def forward(self, inputs: Batch) -> dict[str, Tensor]:
         r = self.encoder(inputs)
         out = {}
         for task, head in self.heads.items():
-            y = head(r)
+            y = head(r[task] if isinstance(r, dict) else r)
             out[task] = y if self.tasks[task].kind == "categorical" else y.squeeze(-1)
         return out
 
