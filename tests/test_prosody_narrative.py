@@ -135,3 +135,46 @@ def test_narratives_from_the_stores(tmp_path: Path) -> None:
     vpa = pd.read_csv(tmp_path / "out" / "manifest_vpa.csv")
     assert list(vpa["transcript"]) == [text["u1", "vpa"], text["u2", "vpa"]]
     assert "words" not in vpa and "shard" not in vpa and list(vpa["sarcasm"]) == [1, 0]
+
+
+def test_percentile_ranks_against_the_train_rows() -> None:
+    from affectflow.narrative.aux import percentile_ranks
+
+    values = pd.Series([1.0, 2.0, 2.0, 4.0, 3.0, np.nan, 10.0])
+    train = pd.Series([True, True, True, True, False, True, False])
+    ranks = percentile_ranks(values, train)
+    np.testing.assert_allclose(ranks[:5], [0.125, 0.5, 0.5, 0.875, 0.75])  # mid-ranks among 1, 2, 2, 4
+    assert np.isnan(ranks[5]) and ranks[6] == 1.0
+
+
+def test_neighbour_labels_substitute_the_nearest_and_stay_in_their_split() -> None:
+    from affectflow.narrative.aux import neighbour_labels
+
+    manifest = pd.DataFrame({"utt_id": list("abcdef"), "dialogue_id": ["d"] * 5 + ["e"],
+                             "turn": [3, 0, 1, 2, 4, 0], "emotion": ["joy", "sad", None, "anger", "joy", "fear"],
+                             "split": ["train"] * 4 + ["test", "train"]})
+    out = neighbour_labels(manifest, "emotion").set_index(manifest["utt_id"])
+    # dialogue d in turn order: b(sad) c(None) d(anger) a(joy) | e(joy, test)
+    assert out.loc["a", "emotion_back1"] == "anger" and out.loc["a", "emotion_back2"] == "anger"  # c missing → d
+    assert out.loc["a", "emotion_back3"] == "sad" and out.loc["a", "emotion_back4"] == "sad"  # beyond the start
+    assert out.loc["a", "emotion_ahead1"] == "joy"  # e is a test turn: never a train row's target
+    assert out.loc["b", "emotion_back1"] == "sad" and out.loc["b", "emotion_ahead2"] == "anger"
+    assert out.loc["f", "emotion_ahead4"] == "fear"  # alone in its dialogue: its own label
+
+
+def test_aux_targets_in_the_narrative_manifests(tmp_path: Path) -> None:
+    manifest = pd.DataFrame([{"utt_id": f"u{i}", "speaker": "s", "transcript": "x", "dialogue_id": "d", "turn": i,
+                              "split": "train" if i < 3 else "test", "sentiment": float(i - 2), "words": None}
+                             for i in range(5)])
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    pd.DataFrame([{"utt_id": f"u{i}", "happiness": 0.1 * i, "sadness": 0.5, "anger": 0.2, "fear": 0.1}
+                  for i in range(5)]).to_parquet(tmp_path / "tone.parquet")
+    write_narratives(tmp_path / "manifest.parquet", tmp_path / "out", NarrativeConfig(),
+                     StageConfig(aux_primary="sentiment"), tone=str(tmp_path / "tone.parquet"),
+                     labels={"sentiment": {"type": "regression", "min": -3, "max": 3}})
+    v = pd.read_csv(tmp_path / "out" / "manifest_v.csv").set_index("utt_id")
+    # happiness 0.0, 0.1, 0.2 in train: mid-ranks 1/6, 1/2, 5/6 → on sentiment's scale −3..3
+    np.testing.assert_allclose(v.loc[["u0", "u1", "u2"], "aux_happiness"], [-2.0, 0.0, 2.0])
+    assert v.loc["u4", "aux_happiness"] == 3.0 and v["aux_AU05"].isna().all()  # no actions store
+    assert v.loc["u2", "sentiment_back1"] == -1.0 and v.loc["u2", "sentiment_ahead1"] == 0.0  # u3 is test
+    assert v.loc["u4", "sentiment_back1"] == 1.0 and v.loc["u4", "sentiment_ahead4"] == 2.0

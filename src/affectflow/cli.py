@@ -92,7 +92,8 @@ def cmd_narrative(args: argparse.Namespace) -> None:
 
     rules, stage = configs_from(_json(args.params))
     write_narratives(args.manifest, args.out_dir, rules, stage, actions=next((p for p in args.actions if p), None),
-                     prosody=args.prosody or None, tone=next((p for p in args.tone if p), None))
+                     prosody=args.prosody or None, tone=next((p for p in args.tone if p), None),
+                     labels=_json(args.labels))
 
 
 def cmd_union(args: argparse.Namespace) -> None:
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         "narrative": (cmd_narrative, [("--manifest", {"required": True}), ("--prosody", {"default": ""}),
                                       ("--actions", {"nargs": "*", "default": []}),
                                       ("--tone", {"nargs": "*", "default": []}),
+                                      ("--labels", {"default": "{}"}),
                                       ("--params", {"default": "{}"}), ("--out-dir", {"required": True})]),
         "union": (cmd_union, [("--union", {"required": True}), ("--output", {"required": True})]),
         "tone": (cmd_tone, [("--predictions", {"required": True}), ("--manifest", {"required": True}),

@@ -262,8 +262,9 @@ def all_targets(wildcards):
             continue  # nothing accepted at ingest: the rejected table says why; nothing to train
         # The feature partitions themselves, so a deleted one is rebuilt by a plain run.
         targets += corpus_store_files(corpus)
-        targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/report/metrics.html",
-                    f"{RESULTS}/{corpus}/report/rejected.html"]
+        if corpus_models(corpus):  # `models: []`: a corpus only labelled or described, not trained on
+            targets += [f"{RESULTS}/{corpus}/metrics.json", f"{RESULTS}/{corpus}/report/metrics.html",
+                        f"{RESULTS}/{corpus}/report/rejected.html"]
         targets += [f"{RESULTS}/{corpus}/weak/{w['name']}.parquet" for w in WEAK if corpus in w["to"]]
         if "face" in corpus_extractors(corpus):
             targets.append(f"{RESULTS}/{corpus}/actions/au.parquet")

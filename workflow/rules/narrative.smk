@@ -38,6 +38,7 @@ rule narrative:
         cli=AFFECTFLOW,
         settings=as_json(config.get("narrative", {})),
         out_dir=lambda w: f"{RESULTS}/{w.corpus}/narrative",
+        labels=lambda w: as_json(corpus_config(w.corpus).get("labels", {})),
     conda:
         "../../envs/features.yaml"
     log:
@@ -49,4 +50,5 @@ rule narrative:
     shell:
         "{params.cli} narrative --manifest {input.manifest:q} --prosody {input.prosody:q}"
         " --actions {input.actions:q} --tone {input.tone:q} --params {params.settings:q}"
+        " --labels {params.labels:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

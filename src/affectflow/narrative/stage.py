@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from affectflow.atomic import atomic_path
 from affectflow.features.params import param, parse_config
 from affectflow.features.store import read_provenance
+from affectflow.narrative.aux import aux_targets
 from affectflow.narrative.rules import FAMILIES, TONES, NarrativeConfig, TurnEvidence, weave
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class StageConfig:
 
     default_role: str = param("The speaker", "Role word for a speaker whose id is not a name.")
     roles: dict[str, str] = param({}, "Speaker id → role word (e.g. s01: The woman), over the name rule.")
+    aux_primary: str = param("", "A label column: the narrative manifests then carry HAN-ROCK's auxiliary "
+                                 "targets for it (AUs and tones as percentile ranks, its label 1-4 turns "
+                                 "back and ahead; README).")
 
 
 def role_of(speaker: str, config: StageConfig) -> str:
@@ -60,10 +64,12 @@ def role_of(speaker: str, config: StageConfig) -> str:
     return config.default_role
 
 
-def read_actions(path: str | os.PathLike[str]) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray], int]]:
-    """utt_id → (face frame times, AU name → presence per face frame, number of nods)."""
+def read_actions(path: str | os.PathLike[str]) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray], int, dict[str, float]]]:
+    """utt_id → (face frame times, AU name → presence per face frame, number of nods, AU name →
+    mean intensity over the face frames)."""
     names = list(read_provenance(path)["value_names"])
     present = {n[:-2]: i for i, n in enumerate(names) if n.endswith("_c")}
+    intensity = {n[:-2]: i for i, n in enumerate(names) if n.endswith("_r")}
     columns = ["utt_id", "ok", "times", "values", "x_face_found"]
     schema = pq.read_schema(path).names
     table = pq.read_table(path, columns=columns + (["x_nods"] if "x_nods" in schema else [])).to_pydict()
@@ -74,8 +80,9 @@ def read_actions(path: str | os.PathLike[str]) -> dict[str, tuple[np.ndarray, di
         found = np.asarray(table["x_face_found"][i], bool)
         values = np.asarray(table["values"][i], np.float64).reshape(len(found), len(names))[found]
         nods = len(table["x_nods"][i] or []) if "x_nods" in table else 0
+        means = {au: float(values[:, j].mean()) if len(values) else float("nan") for au, j in intensity.items()}
         out[utt_id] = (np.asarray(table["times"][i], np.float64)[found],
-                       {au: values[:, j] > 0.5 for au, j in present.items()}, nods)
+                       {au: values[:, j] > 0.5 for au, j in present.items()}, nods, means)
     return out
 
 
@@ -90,7 +97,7 @@ def evidence(row: Mapping[str, Any], role: str, actions: Mapping[str, Any] | Non
     transcript = row.get("transcript")
     kwargs: dict[str, Any] = {}
     if actions is not None:
-        times, present, nods = actions
+        times, present, nods, _ = actions
         kwargs.update(frame_times=times, au_present=present, nods=nods)
     if prosody is not None:
         kwargs.update(pause_ms=_value(prosody, "pause_ms"), pause_z=_value(prosody, "pause_z"),
@@ -102,8 +109,10 @@ def evidence(row: Mapping[str, Any], role: str, actions: Mapping[str, Any] | Non
 
 def write_narratives(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                      rules: NarrativeConfig, config: StageConfig, actions: str | None = None,
-                     prosody: str | None = None, tone: str | None = None) -> dict[str, Any]:
-    """Write narratives.parquet and manifest_<family>.csv into `out_dir`; returns a summary."""
+                     prosody: str | None = None, tone: str | None = None,
+                     labels: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Write narratives.parquet and manifest_<family>.csv into `out_dir`; returns a summary.
+    `labels`: the corpus's label types (the auxiliary targets' scale comes from the primary's)."""
     manifest = pd.read_parquet(manifest_path)
     acts = read_actions(actions) if actions else {}
     pros = pd.read_parquet(prosody).set_index("utt_id").to_dict("index") if prosody else {}
@@ -126,9 +135,13 @@ def write_narratives(manifest_path: str | os.PathLike[str], out_dir: str | os.Pa
     os.makedirs(out_dir, exist_ok=True)
     with atomic_path(os.path.join(out_dir, "narratives.parquet")) as tmp:
         pd.DataFrame(records).to_parquet(tmp, index=False)
-    labels = [c for c in manifest.columns if c not in MANIFEST_KEEP and c not in ("transcript", "words", "shard")]
+    label_columns = [c for c in manifest.columns if c not in MANIFEST_KEEP and c not in ("transcript", "words", "shard")]
+    extra = pd.DataFrame(index=manifest.index)
+    if config.aux_primary:
+        spec = dict(labels or {}).get(config.aux_primary, {})
+        extra = aux_targets(manifest, config.aux_primary, spec, {u: a[3] for u, a in acts.items()}, tones, list(TONES))
     for family in FAMILIES:
-        frame = manifest[[c for c in MANIFEST_KEEP if c in manifest.columns] + labels].copy()
+        frame = pd.concat([manifest[[c for c in MANIFEST_KEEP if c in manifest.columns] + label_columns], extra], axis=1)
         frame.insert(frame.columns.get_loc("utt_id") + 1, "transcript", texts[family])
         with atomic_path(os.path.join(out_dir, f"manifest_{family}.csv")) as tmp:
             frame.to_csv(tmp, index=False)
