@@ -178,3 +178,24 @@ def test_aux_targets_in_the_narrative_manifests(tmp_path: Path) -> None:
     assert v.loc["u4", "aux_happiness"] == 3.0 and v["aux_AU05"].isna().all()  # no actions store
     assert v.loc["u2", "sentiment_back1"] == -1.0 and v.loc["u2", "sentiment_ahead1"] == 0.0  # u3 is test
     assert v.loc["u4", "sentiment_back1"] == 1.0 and v.loc["u4", "sentiment_ahead4"] == 2.0
+
+
+def test_loss_weights_follow_mutual_information() -> None:
+    from affectflow.narrative.aux import loss_weights
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    manifest = pd.DataFrame({"emotion": [str(v) for v in y], "split": "train",
+                             "informative": y + rng.normal(0, 0.3, 400), "noise": rng.normal(size=400),
+                             "emotion_back1": [str(v) for v in y]})
+    spec = {"type": "categorical", "classes": ["0", "1", "2"]}
+    aux = ["informative", "noise", "emotion_back1"]
+    linear = loss_weights(manifest, "emotion", spec, aux, 0.6, "mi_linear")
+    assert linear["emotion"] == 0.6 and sum(linear.values()) == pytest.approx(1.0)
+    assert linear["informative"] > 5 * linear["noise"] and linear["emotion_back1"] > linear["noise"]
+    soft = loss_weights(manifest, "emotion", spec, aux, 0.6, "mi_softmax")
+    assert soft["noise"] < soft["informative"] and soft["noise"] > linear["noise"]  # softmax is flatter
+    random = loss_weights(manifest, "emotion", spec, aux, 0.9, "random", seed=1)
+    assert sum(random.values()) == pytest.approx(1.0) and random == loss_weights(manifest, "emotion", spec, aux, 0.9, "random", seed=1)
+    with pytest.raises(ValueError, match=r"\[0.50, 0.99\]"):
+        loss_weights(manifest, "emotion", spec, aux, 0.3)

@@ -96,6 +96,18 @@ def cmd_narrative(args: argparse.Namespace) -> None:
                      labels=_json(args.labels))
 
 
+def cmd_aux_weights(args: argparse.Namespace) -> None:
+    import pandas as pd
+    import yaml
+
+    from affectflow.narrative.aux import loss_weights
+
+    manifest = pd.read_csv(args.manifest) if args.manifest.endswith(".csv") else pd.read_parquet(args.manifest)
+    weights = loss_weights(manifest, args.primary, _json(args.spec), args.aux, args.primary_weight, args.method,
+                           args.seed)
+    print(yaml.safe_dump({"tasks": {t: {"weight": round(w, 4)} for t, w in weights.items()}}, sort_keys=False))
+
+
 def cmd_union(args: argparse.Namespace) -> None:
     from affectflow.ingest.union import UnionPart, write_union_manifest
 
@@ -247,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       ("--tone", {"nargs": "*", "default": []}),
                                       ("--labels", {"default": "{}"}),
                                       ("--params", {"default": "{}"}), ("--out-dir", {"required": True})]),
+        "aux-weights": (cmd_aux_weights, [("--manifest", {"required": True}), ("--primary", {"required": True}),
+                                          ("--spec", {"default": "{}", "help": "the primary's label type (JSON)"}),
+                                          ("--aux", {"nargs": "+", "required": True}),
+                                          ("--primary-weight", {"type": float, "default": 0.7}),
+                                          ("--method", {"default": "mi_linear"}), ("--seed", {"type": int, "default": 0})]),
         "union": (cmd_union, [("--union", {"required": True}), ("--output", {"required": True})]),
         "tone": (cmd_tone, [("--predictions", {"required": True}), ("--manifest", {"required": True}),
                             ("--task", {"default": "tone"}), ("--output", {"required": True})]),

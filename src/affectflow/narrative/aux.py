@@ -88,3 +88,41 @@ def aux_targets(manifest: pd.DataFrame, primary: str, spec: Mapping[str, Any],
         raw = pd.Series([tones.get(u, {}).get(tone, np.nan) for u in ids], index=manifest.index, dtype=float)
         columns[f"aux_{tone}"] = lo + (hi - lo) * percentile_ranks(raw, train)
     return pd.concat([pd.DataFrame(columns, index=manifest.index), neighbour_labels(manifest, primary)], axis=1)
+
+
+def loss_weights(manifest: pd.DataFrame, primary: str, spec: Mapping[str, Any], aux: Sequence[str],
+                 primary_weight: float = 0.7, method: str = "mi_linear", seed: int = 0) -> dict[str, float]:
+    """Task loss weights as in §4.4: the primary gets `primary_weight` (0.50-0.99), the rest is
+    split over the auxiliary tasks `aux` randomly (``random``: a seeded Dirichlet draw), or by
+    their mutual information with the primary label on the train rows (scikit-learn's
+    estimator), linearly normalised (``mi_linear``) or softmax-normalised (``mi_softmax``)."""
+    if not 0.5 <= primary_weight <= 0.99:
+        raise ValueError(f"primary_weight must be in [0.50, 0.99], got {primary_weight}")
+    if method not in ("random", "mi_linear", "mi_softmax"):
+        raise ValueError(f"method must be random, mi_linear or mi_softmax, got {method!r}")
+    rest = 1.0 - primary_weight
+    if method == "random":
+        shares = np.random.default_rng(seed).dirichlet(np.ones(len(aux)))
+        return {primary: primary_weight, **{a: float(rest * w) for a, w in zip(aux, shares)}}
+    from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
+
+    train = manifest[manifest.get("split", pd.Series("", index=manifest.index)).eq("train")]
+    categorical = spec.get("type") in ("categorical", "binary")
+    y = train[primary]
+    mi = []
+    for column in aux:
+        values = train[column]
+        if values.dtype == object:  # a categorical neighbour label: its class index
+            classes = sorted(str(v) for v in values.dropna().unique())
+            values = values.map(lambda v: classes.index(str(v)) if pd.notna(v) else np.nan)
+        rows = values.notna() & y.notna()
+        x = values[rows].to_numpy(np.float64)[:, None]
+        target = y[rows].astype(str) if categorical else y[rows].astype(float)
+        estimate = mutual_info_classif if categorical else mutual_info_regression
+        mi.append(float(estimate(x, target, random_state=seed)[0]) if rows.sum() > 3 else 0.0)
+    mi_arr = np.maximum(np.array(mi), 0.0)
+    if method == "mi_softmax":
+        shares = np.exp(mi_arr - mi_arr.max()) / np.exp(mi_arr - mi_arr.max()).sum()
+    else:
+        shares = mi_arr / mi_arr.sum() if mi_arr.sum() > 0 else np.full(len(aux), 1.0 / len(aux))
+    return {primary: primary_weight, **{a: float(rest * w) for a, w in zip(aux, shares)}}
