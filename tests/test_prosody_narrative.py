@@ -199,3 +199,19 @@ def test_loss_weights_follow_mutual_information() -> None:
     assert sum(random.values()) == pytest.approx(1.0) and random == loss_weights(manifest, "emotion", spec, aux, 0.9, "random", seed=1)
     with pytest.raises(ValueError, match=r"\[0.50, 0.99\]"):
         loss_weights(manifest, "emotion", spec, aux, 0.3)
+
+
+def test_report_page_shows_utterances_with_phrases(tmp_path: Path) -> None:
+    from affectflow.report.narratives import narratives_html
+
+    manifest = pd.DataFrame([{"utt_id": f"u{i}", "speaker": "Ann", "transcript": f"line {i}", "emotion": "joy",
+                              "words": None} for i in range(3)])
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    pd.DataFrame([{"utt_id": "u1", "pause_ms": np.nan, "pause_z": np.nan, "rate_z": 2.5, "rate_wpm": 250.0}]
+                 ).to_parquet(tmp_path / "p.parquet")
+    write_narratives(tmp_path / "manifest.parquet", tmp_path / "out", NarrativeConfig(), StageConfig(),
+                     prosody=str(tmp_path / "p.parquet"))
+    page = narratives_html("c", tmp_path / "out" / "narratives.parquet", tmp_path / "manifest.parquet",
+                           tmp_path / "p.parquet", ["emotion"])
+    assert "Ann very quickly said line 1." in page and "speech rate z +2.50" in page and "emotion=joy" in page
+    assert "u0" not in page and "u2" not in page  # only the utterance with a phrase

@@ -72,6 +72,7 @@ def test_demo_corpus_to_report(tmp_path: Path) -> None:
     assert len(narratives) == 4 * 24 and (narratives["text"].str.len() > 0).all()
     by_family = narratives.groupby("family")["phrases"].apply(lambda p: sum(len(json.loads(x)) for x in p))
     assert by_family["v"] == 0 and by_family["vpa"] == by_family["va"] + by_family["vp"] > 0
+    assert "<b>vpa</b>" in (tmp_path / "results/demo/report/narratives.html").read_text()
     figures = {p.name for p in (tmp_path / "results/demo/figures").iterdir()}
     assert {"ef_lf_avg_curves.png", "ef_lf_avg_emotion_confusion.png"} <= figures
     assert "Nothing to be done" in snakemake(tmp_path, "--cores", "2", "-n")

@@ -224,6 +224,13 @@ def cmd_report(args: argparse.Namespace) -> None:
                         args.metrics_html, args.rejected_html, args.figures_out, args.protocol)
 
 
+def cmd_report_narratives(args: argparse.Namespace) -> None:
+    from affectflow.report.narratives import write_narratives_html
+
+    write_narratives_html(args.corpus, args.narratives, args.manifest, args.prosody,
+                          [x for x in args.labels.split(",") if x], args.output)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affectflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
                                           ("--aux", {"nargs": "+", "required": True}),
                                           ("--primary-weight", {"type": float, "default": 0.7}),
                                           ("--method", {"default": "mi_linear"}), ("--seed", {"type": int, "default": 0})]),
+        "report-narratives": (cmd_report_narratives, [("--corpus", {"required": True}),
+                                                      ("--narratives", {"required": True}),
+                                                      ("--manifest", {"required": True}),
+                                                      ("--prosody", {"required": True}), ("--labels", {"default": ""}),
+                                                      ("--output", {"required": True})]),
         "union": (cmd_union, [("--union", {"required": True}), ("--output", {"required": True})]),
         "tone": (cmd_tone, [("--predictions", {"required": True}), ("--manifest", {"required": True}),
                             ("--task", {"default": "tone"}), ("--output", {"required": True})]),

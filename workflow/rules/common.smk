@@ -268,7 +268,7 @@ def all_targets(wildcards):
         targets += [f"{RESULTS}/{corpus}/weak/{w['name']}.parquet" for w in WEAK if corpus in w["to"]]
         if "face" in corpus_extractors(corpus):
             targets.append(f"{RESULTS}/{corpus}/actions/au.parquet")
-        targets.append(f"{RESULTS}/{corpus}/narrative/narratives.parquet")
+        targets += [f"{RESULTS}/{corpus}/narrative/narratives.parquet", f"{RESULTS}/{corpus}/report/narratives.html"]
         if corpus in TONE_TO:
             targets.append(f"{RESULTS}/{corpus}/tone/tone.parquet")
     for p in config.get("predictions", []):

@@ -52,3 +52,28 @@ rule narrative:
         " --actions {input.actions:q} --tone {input.tone:q} --params {params.settings:q}"
         " --labels {params.labels:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule report_narratives:
+    input:
+        narratives=f"{RESULTS}/{{corpus}}/narrative/narratives.parquet",
+        manifest=f"{RESULTS}/{{corpus}}/manifest.parquet",
+        prosody=f"{RESULTS}/{{corpus}}/prosody/prosody.parquet",
+    output:
+        report(f"{RESULTS}/{{corpus}}/report/narratives.html", caption="../report/narratives.rst",
+               category="{corpus}", subcategory="Narratives"),
+    params:
+        cli=AFFECTFLOW,
+        labels=lambda w: ",".join(corpus_config(w.corpus).get("labels", {})),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{RESULTS}/logs/{{corpus}}/report_narratives.log",
+    threads: res("default", "threads")
+    resources:
+        mem_mb=res("default", "mem_mb"),
+        runtime=res("default", "runtime"),
+    shell:
+        "{params.cli} report-narratives --corpus {wildcards.corpus:q} --narratives {input.narratives:q}"
+        " --manifest {input.manifest:q} --prosody {input.prosody:q} --labels={params.labels:q}"
+        " --output {output:q} > {log:q} 2>&1"
