@@ -112,14 +112,16 @@ def loss_weights(manifest: pd.DataFrame, primary: str, spec: Mapping[str, Any], 
     mi = []
     for column in aux:
         values = train[column]
-        if values.dtype == object:  # a categorical neighbour label: its class index
+        discrete = not pd.api.types.is_numeric_dtype(values)
+        if discrete:  # a categorical neighbour label: its class index, a discrete feature
             classes = sorted(str(v) for v in values.dropna().unique())
-            values = values.map(lambda v: classes.index(str(v)) if pd.notna(v) else np.nan)
+            values = values.map(lambda v: classes.index(str(v)) if pd.notna(v) else np.nan).astype(float)
         rows = values.notna() & y.notna()
         x = values[rows].to_numpy(np.float64)[:, None]
         target = y[rows].astype(str) if categorical else y[rows].astype(float)
         estimate = mutual_info_classif if categorical else mutual_info_regression
-        mi.append(float(estimate(x, target, random_state=seed)[0]) if rows.sum() > 3 else 0.0)
+        mi.append(float(estimate(x, target, discrete_features=discrete, random_state=seed)[0])
+                  if rows.sum() > 3 else 0.0)
     mi_arr = np.maximum(np.array(mi), 0.0)
     if method == "mi_softmax":
         shares = np.exp(mi_arr - mi_arr.max()) / np.exp(mi_arr - mi_arr.max()).sum()
