@@ -100,7 +100,7 @@ def measures(values: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
     with column `names`; ``eye_open`` is the mean of the two eyes. KeyError names a missing one."""
     index = {name: i for i, name in enumerate(names)}
     wanted = {m for d in AU_DEFS for m in d.terms} - {"eye_open"}
-    missing = sorted(wanted - set(index))
+    missing = sorted((wanted | {"eye_open_l", "eye_open_r"}) - set(index))
     if missing:
         raise KeyError(f"the face store lacks the measures {missing} (face extractor version 2 or later has them)")
     out = {m: np.asarray(values[:, index[m]], np.float64) for m in wanted}
