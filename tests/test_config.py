@@ -12,6 +12,7 @@ import yaml
 from snakemake.utils import validate
 
 from affectflow.config import MAX_ERRORS, ConfigError, load_schema, validate_config
+from affectflow.train.models import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -84,8 +85,7 @@ def test_unknown_key_names_its_place_and_the_allowed_keys() -> None:
         "evaluation, extractors, media, narrative, predictions, prosody, resources, results_dir, tone, training, weak_labels")
 
 
-KNOWN_MODELS = ("ef_lf_avg, ef_lf_lstm, ef_lf_trans, ef_avg, ef_lstm, ef_trans, lf_avg, lf_lstm, "
-                "lf_trans, han, han_rock, linear, svm")  # the registry's order
+KNOWN_MODELS = ", ".join(MODELS)  # the registry's order
 
 
 @pytest.mark.parametrize("entry, place", [

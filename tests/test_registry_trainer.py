@@ -148,3 +148,21 @@ def test_bootstrap_known_answers() -> None:
     values = rng.normal(size=50)
     mae = paired_bootstrap(values, [values + 0.1], [values + 0.3], "mae", resamples=100)
     assert mae["diff"] == pytest.approx(-0.2) and mae["significant"]
+
+
+def test_gradient_accumulation_steps_every_k_batches(data) -> None:
+    """accumulate=k: one optimiser step per k batches (and one for the rest of the epoch)."""
+    from affectflow.train.models import build_model
+
+    prep = prepare(data, TASKS)
+    counts = {}
+    for k in (1, 2, 3):
+        cfg, mcfg = split_hparams("ef_lf_avg", {**SMALL, "max_epochs": 1, "accumulate": k})
+        torch.manual_seed(0)
+        trainer = Trainer(build_model("ef_lf_avg", data.modality_dims(), prep.specs, mcfg), prep, cfg,
+                          torch.device("cpu"))
+        step, calls = trainer.optimiser.step, []
+        trainer.optimiser.step = lambda *a, **kw: (calls.append(1), step(*a, **kw))[1]
+        trainer.fit()
+        counts[k] = len(calls)
+    assert counts == {1: 5, 2: 3, 3: 2}  # 80 rows in batches of 16: 5 batches

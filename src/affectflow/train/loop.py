@@ -21,7 +21,7 @@ import torch
 from affectflow.evaluate.metrics import aggregate_over_seeds
 from affectflow.train.data import Features, TrainingData, apply_standardiser, prepare
 from affectflow.train.evaluation import evaluate_predictions, predict_outputs, test_labels
-from affectflow.train.models import MultiTaskModel, build_model, split_hparams
+from affectflow.train.models import MultiTaskModel, build_model, get_model, split_hparams
 from affectflow.train.trainer import Hook, Trainer
 
 
@@ -110,7 +110,9 @@ def train_one_seed(data: TrainingData, model_name: str, tasks: Mapping[str, Any]
         set_seed(seed)
         model = build_model(model_name, data.modality_dims(), prep.specs, model_cfg).to(dev)
         t0 = time.perf_counter()
-        fitted = Trainer(model, prep, trainer_config, dev, seed, hooks).fit()
+        entry = get_model(model_name)
+        own = entry.hooks(model_cfg) if entry.hooks is not None else []
+        fitted = Trainer(model, prep, trainer_config, dev, seed, [*own, *hooks]).fit()
         train_seconds = time.perf_counter() - t0
         preds = predict_outputs(model, prep.feats["test"], dev)
         valid_preds = predict_outputs(model, prep.feats["valid"], dev)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from affectflow.features.params import param
 from affectflow.train.data import Features, Prepared, make_batch
-from affectflow.train.models.base import MultiTaskModel
+from affectflow.train.models.base import MultiTaskModel, TaskOutputs
 from affectflow.train.tasks import TaskSpec, multitask_loss
 
 LOWER_IS_BETTER = ("mae", "loss")
@@ -53,6 +53,9 @@ class TrainerConfig:
         {}, "Learning rates of parameter groups by name prefix (e.g. encoder: 1e-4, heads: "
             "1e-3); the parameters no prefix matches use lr.")
     amp: bool = param(True, "Mixed precision (bfloat16 autocast) on CUDA; ignored on CPU.")
+    accumulate: int = param(1, "Optimiser step every this many batches (gradient accumulation; "
+                               "SUGRM: 4); the last step of an epoch takes what is left.",
+                            minimum=1)
 
 
 @dataclass
@@ -147,13 +150,15 @@ class Trainer:
         order = torch.randperm(n, generator=generator).numpy() if training else np.arange(n)
         self.model.train(training)
         sums = dict.fromkeys(tasks, 0.0)
+        steps = -(-n // batch_size)
         with torch.set_grad_enabled(training):
-            for start in range(0, n, batch_size):
+            for step, start in enumerate(range(0, n, batch_size), 1):
                 idx = order[start:start + batch_size]
                 inputs, tgt = make_batch(features, targets, idx, self.device)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                    outputs = self.model(inputs)
-                outputs = {t: y.float() for t, y in outputs.items()}
+                    raw = self.model(inputs)
+                outputs = TaskOutputs({t: y.float() for t, y in raw.items()},
+                                      getattr(raw, "aux", None))
                 total, parts = multitask_loss(outputs, tgt, tasks, self.weights)
                 if training:
                     batch = StepBatch(idx, inputs, tgt, self.epoch)
@@ -161,18 +166,24 @@ class Trainer:
                         extra = hook.extra_loss(self, batch, outputs)
                         if extra is not None:
                             total = total + extra
-                    self.optimiser.zero_grad(set_to_none=True)
-                    total.backward()
-                    if self.config.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                       self.config.grad_clip)
-                    self.optimiser.step()
+                    self._backward(total, step, steps)
                     for hook in self.hooks:
                         hook.on_batch_end(self, batch, outputs, total.detach())
                 for t, v in parts.items():
                     sums[t] += float(v.detach()) * len(idx)
         per_task = {t: v / n for t, v in sums.items()}
         return sum(tasks[t].weight * v for t, v in per_task.items()), per_task
+
+    def _backward(self, total: Tensor, step: int, steps: int) -> None:
+        """Accumulate the gradients of `total`; step every `accumulate` batches and at the end."""
+        accumulate = self.config.accumulate
+        if accumulate == 1 or step % accumulate == 1:
+            self.optimiser.zero_grad(set_to_none=True)
+        (total / accumulate if accumulate > 1 else total).backward()
+        if step % accumulate == 0 or step == steps:
+            if self.config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimiser.step()
 
     def fit(self) -> FitResult:
         """Train up to max_epochs, stop after `patience` epochs without improvement of

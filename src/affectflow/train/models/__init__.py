@@ -18,6 +18,7 @@ from affectflow.train.models.base import (  # noqa: F401  (the registry's public
     MODELS,
     ModelEntry,
     MultiTaskModel,
+    TaskOutputs,
     build_model,
     get_model,
     hparams_schema,

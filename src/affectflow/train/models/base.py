@@ -34,17 +34,21 @@ class ModelEntry:
     # "any": any set of modalities; "turns": one turn's sequence modality and its history
     # (<name>@<k>, `affectflow.train.models.han`)
     reads: Literal["any", "turns"] = "any"
+    # the model's own training hooks (`affectflow.train.trainer.Hook`) from its config: what a
+    # method needs beyond a loss on the task outputs (unimodal label generation, momentum models)
+    hooks: Callable[[Any], list] | None = None
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, config_type: type, build: Callable | None, description: str,
-                   kind: Literal["torch", "classic"] = "torch", reads: Literal["any", "turns"] = "any") -> None:
+                   kind: Literal["torch", "classic"] = "torch", reads: Literal["any", "turns"] = "any",
+                   hooks: Callable[[Any], list] | None = None) -> None:
     """Register architecture `name` (twice is an error: one name, one place)."""
     if name in MODELS:
         raise ValueError(f"model {name!r} is registered twice")
-    MODELS[name] = ModelEntry(name, config_type, build, kind, description, reads)
+    MODELS[name] = ModelEntry(name, config_type, build, kind, description, reads, hooks)
 
 
 def get_model(name: str) -> ModelEntry:
@@ -104,9 +108,22 @@ def hparams_schema() -> dict[str, Any]:
             "properties": dict(sorted(properties.items()))}
 
 
+class TaskOutputs(dict):
+    """{task: output} of a model, and `aux`: named tensors its training hooks read (unimodal
+    predictions and representations, ``pred/<modality>``, ``feat/<modality>``); never scored."""
+
+    def __init__(self, outputs: Mapping[str, Tensor] = (), aux: Mapping[str, Tensor] | None = None
+                 ) -> None:
+        super().__init__(outputs)
+        self.aux: dict[str, Tensor] = dict(aux or {})
+
+
 class MultiTaskModel(nn.Module):
     """Shared encoder + one linear head per active task. forward -> {task: output}: categorical
-    (B, C) logits, binary (B,) logit, regression (B,) value."""
+    (B, C) logits, binary (B,) logit, regression (B,) value.
+
+    The encoder returns one representation for every head, a dict of them by task (with
+    `bind_tasks`), or either of these and a dict of auxiliary tensors (`TaskOutputs.aux`)."""
 
     def __init__(self, encoder: nn.Module, tasks: Mapping[str, TaskSpec], name: str = "") -> None:
         super().__init__()
@@ -121,9 +138,10 @@ class MultiTaskModel(nn.Module):
             {t: nn.Linear(widths[t], s.n_outputs) for t, s in self.tasks.items()}
         )
 
-    def forward(self, inputs: Batch) -> dict[str, Tensor]:
+    def forward(self, inputs: Batch) -> TaskOutputs:
         r = self.encoder(inputs)
-        out = {}
+        r, aux = r if isinstance(r, tuple) else (r, None)
+        out = TaskOutputs(aux=aux)
         for task, head in self.heads.items():
             y = head(r[task] if isinstance(r, dict) else r)
             out[task] = y if self.tasks[task].kind == "categorical" else y.squeeze(-1)
