@@ -27,39 +27,16 @@ the paper; a corpus without exact ±3 still gets a D_max). Rows without y_m get 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from affectflow.features.params import param
 from affectflow.train.trainer import Hook, StepBatch, Trainer
 
 EPS = 1e-8
 METHODS = ("selfmm", "sugrm")
-
-
-def unimodal_field() -> Any:
-    """The `unimodal` hyper-parameter, one definition for every model family that has it."""
-    return param(["*"], "Modalities with a unimodal subtask and generated labels (['*']: all; "
-                        "[]: the fused task alone, the ablations M / M+T / ...).")
-
-
-def ulgm_task_field() -> Any:
-    """The `ulgm_task` hyper-parameter, shared like `unimodal_field`."""
-    return param("", "The fused regression task the unimodal labels come from (default: the run's "
-                     "first regression task).")
-
-
-def unimodal_names(wanted: Sequence[str], modalities: Sequence[str]) -> list[str]:
-    """The modalities of `modalities` that get a unimodal subtask (`wanted` may hold '*')."""
-    if "*" in wanted:
-        return list(modalities)
-    unknown = sorted(set(wanted) - set(modalities))
-    if unknown:
-        raise ValueError(f"unimodal: {unknown} are not modalities of the model ({sorted(modalities)})")
-    return [m for m in modalities if m in wanted]
 
 
 def momentum(old: Tensor, new: Tensor, epoch: int) -> Tensor:

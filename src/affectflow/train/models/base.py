@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from torch import Tensor, nn
 
-from affectflow.features.params import config_schema, parse_config
+from affectflow.features.params import config_schema, param, parse_config
 from affectflow.train.tasks import TaskSpec, normalize_tasks
 
 Batch = Mapping[str, tuple[Tensor, Tensor]]
@@ -49,6 +49,28 @@ def register_model(name: str, config_type: type, build: Callable | None, descrip
     if name in MODELS:
         raise ValueError(f"model {name!r} is registered twice")
     MODELS[name] = ModelEntry(name, config_type, build, kind, description, reads, hooks)
+
+
+def unimodal_field() -> Any:
+    """The `unimodal` hyper-parameter, one definition for every model family that has it."""
+    return param(["*"], "Modalities with a unimodal subtask (['*']: all; []: none, the fused task "
+                        "alone; the ablations M / M+T / ... of SUGRM and MTMD).")
+
+
+def ulgm_task_field() -> Any:
+    """The `ulgm_task` hyper-parameter, shared like `unimodal_field`."""
+    return param("", "The fused regression task the unimodal labels come from (default: the run's "
+                     "first regression task).")
+
+
+def unimodal_names(wanted: Sequence[str], modalities: Sequence[str]) -> list[str]:
+    """The modalities of `modalities` that get a unimodal subtask (`wanted` may hold '*')."""
+    if "*" in wanted:
+        return list(modalities)
+    unknown = sorted(set(wanted) - set(modalities))
+    if unknown:
+        raise ValueError(f"unimodal: {unknown} are not modalities of the model ({sorted(modalities)})")
+    return [m for m in modalities if m in wanted]
 
 
 def get_model(name: str) -> ModelEntry:

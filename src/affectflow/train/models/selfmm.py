@@ -25,14 +25,14 @@ import torch
 from torch import Tensor, nn
 
 from affectflow.features.params import param
-from affectflow.train.models.base import Batch, register_model
-from affectflow.train.models.layers import LstmBackbone
-from affectflow.train.unimodal_labels import (
-    UnimodalLabelHook,
+from affectflow.train.models.base import (
+    Batch,
+    register_model,
     ulgm_task_field,
     unimodal_field,
     unimodal_names,
 )
+from affectflow.train.models.layers import LstmBackbone
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ class SelfMmEncoder(nn.Module):
 
 
 def _hooks(config: SelfMmConfig) -> list[Any]:
+    from affectflow.train.unimodal_labels import UnimodalLabelHook
+
     return [UnimodalLabelHook("selfmm", config.ulgm_task)]
 
 

@@ -25,15 +25,15 @@ import torch
 from torch import Tensor, nn
 
 from affectflow.features.params import param
-from affectflow.train.models.base import Batch, register_model
-from affectflow.train.models.layers import LstmBackbone, valid_mask
-from affectflow.train.models.spt import Recalibration, SparsePhasedTransformer
-from affectflow.train.unimodal_labels import (
-    UnimodalLabelHook,
+from affectflow.train.models.base import (
+    Batch,
+    register_model,
     ulgm_task_field,
     unimodal_field,
     unimodal_names,
 )
+from affectflow.train.models.layers import LstmBackbone, valid_mask
+from affectflow.train.models.spt import Recalibration, SparsePhasedTransformer
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,8 @@ class SugrmEncoder(nn.Module):
 
 
 def _hooks(config: SugrmConfig) -> list[Any]:
+    from affectflow.train.unimodal_labels import UnimodalLabelHook
+
     return [UnimodalLabelHook(config.ulgm, config.ulgm_task)]
 
 
