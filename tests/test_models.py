@@ -28,7 +28,13 @@ MAX_T = {"audio": 12, "text": 8, "video": 1}  # video: one vector per utterance
 # emotion as the paper trains it: multi-label BCE (a categorical task defaults to softmax CE)
 TASKS = {"emotion": {"weight": 1.0, "n_classes": 4, "loss": "bce"}, "sentiment": 0.7, "sarcasm": 0.5}
 CLASSES = ["neutral", "happy", "sad", "angry"]
-SMALL = {"hidden": 16, "ef_steps": 8}
+# the fusion baselines' widths, and the zoo's at test size (their defaults are the papers')
+ZOO_SMALL = {"mult_dim": 8, "mult_heads": 2, "mult_layers": 1, "mfn_hidden": 8, "mfn_mem": 16,
+             "mfn_steps": 6, "sugrm_dim": 8, "sugrm_heads": 2, "sugrm_layers": 1, "selfmm_hidden": 8,
+             "selfmm_fusion_dim": 16, "mtmd_hidden": 8, "mtmd_layers": 1, "mtmd_heads": 2,
+             "mtmd_dim": 8, "mtmd_fusion_dim": 8, "mtmd_queue": 32, "mmml_dim": 16,
+             "mmml_heads": 2, "mmml_ffn": 32, "mmml_layers": 1}
+SMALL = {"hidden": 16, "ef_steps": 8, **ZOO_SMALL}
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -17,11 +17,11 @@ from affectflow.train.models import MODELS, split_hparams
 from affectflow.train.trainer import Hook, Trainer, TrainerConfig
 
 from dag_helpers import REPO
-from test_models import TASKS, synthetic_split  # noqa: F401
+from test_models import TASKS, ZOO_SMALL, one_thread, synthetic_split  # noqa: F401
 from affectflow.train.data import TrainingData
 
 SMALL = {"hidden": 8, "ef_steps": 4, "trans_heads": 2, "trans_ffn": 16, "max_epochs": 3,
-         "patience": 2, "batch_size": 16}
+         "patience": 2, "batch_size": 16, **ZOO_SMALL}
 
 
 @pytest.fixture(scope="module")

@@ -166,3 +166,29 @@ class UnimodalLabelHook(Hook):
         for m in self.modalities:
             gap = (self.labels[m] - self.y_m)[self.valid].abs()
             self.history[m].append(float(gap.mean()) if gap.numel() else 0.0)
+
+
+class GroundTruthUnimodalHook(Hook):
+    """Multi-loss (MMML): each modality's head ``pred/<m>`` trained on the fused regression target
+    itself with L1, weighted by `weight` (the labelled rows of the batch, Σ/B as the task loss)."""
+
+    def __init__(self, weight: float = 1.0, task: str = "") -> None:
+        self.weight, self.task = weight, task
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.modalities = list(getattr(trainer.model.encoder, "unimodal", []))
+        specs = trainer.prep.specs
+        self.task = self.task or next((t for t, s in specs.items() if s.kind == "regression"), "")
+        if self.modalities and self.weight > 0 and not self.task:
+            raise ValueError(f"multi-loss needs a regression task among {sorted(specs)}")
+
+    def extra_loss(self, trainer: Trainer, batch: StepBatch, outputs: Mapping[str, Tensor]
+                   ) -> Tensor | None:
+        if not self.modalities or self.weight == 0:
+            return None
+        y = batch.targets[self.task].float()
+        ok = torch.isfinite(y)
+        aux = outputs.aux  # type: ignore[attr-defined]
+        losses = [((aux[f"pred/{m}"].float() - y.nan_to_num(0.0)).abs() * ok).sum() / len(y)
+                  for m in self.modalities]
+        return self.weight * torch.stack(losses).sum()
