@@ -23,7 +23,13 @@ from torch import Tensor, nn
 
 from affectflow.features.params import param
 from affectflow.train.models.base import Batch, register_model
-from affectflow.train.models.layers import AvgBackbone, LstmBackbone, TransBackbone, masked_resample
+from affectflow.train.models.layers import (
+    AvgBackbone,
+    LstmBackbone,
+    TransBackbone,
+    masked_resample,
+    require_modalities,
+)
 
 FUSIONS = ("ef", "lf", "ef_lf")
 BACKBONES = ("avg", "lstm", "trans")
@@ -79,9 +85,7 @@ class FusionEncoder(nn.Module):
             self.out_dim = self.ef.out_dim if fusion == "ef" else lf_dim
 
     def _check(self, inputs: Batch) -> None:
-        missing = set(self.modalities) - set(inputs)
-        if missing:
-            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.modalities}")
+        require_modalities(inputs, self.modalities)
 
     def encode_ef(self, inputs: Batch) -> Tensor:
         """Resample, concatenate per step, encode the fused fixed-length sequence."""

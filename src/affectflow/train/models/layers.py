@@ -8,10 +8,18 @@ the padded keys, and EF resampling gives padded steps zero weight.
 from __future__ import annotations
 
 import math
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
+
+
+def require_modalities(inputs: Mapping[str, object], expected: Sequence[str]) -> None:
+    """KeyError naming the modalities a model expects and the batch lacks."""
+    missing = set(expected) - set(inputs)
+    if missing:
+        raise KeyError(f"missing modalities {sorted(missing)}; model expects {list(expected)}")
 
 
 def valid_mask(lengths: Tensor, max_len: int) -> Tensor:

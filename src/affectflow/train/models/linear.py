@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from affectflow.train.models.base import Batch, register_model
-from affectflow.train.models.layers import masked_mean
+from affectflow.train.models.layers import masked_mean, require_modalities
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,7 @@ class PooledEncoder(nn.Module):
         self.out_dim = sum(int(modality_dims[m]) for m in self.modalities)
 
     def forward(self, inputs: Batch) -> Tensor:
-        missing = set(self.modalities) - set(inputs)
-        if missing:
-            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.modalities}")
+        require_modalities(inputs, self.modalities)
         return torch.cat([masked_mean(*inputs[m]) for m in self.modalities], dim=-1)
 
 

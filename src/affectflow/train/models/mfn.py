@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from affectflow.features.params import param
 from affectflow.train.models.base import Batch, register_model
-from affectflow.train.models.layers import masked_resample
+from affectflow.train.models.layers import masked_resample, require_modalities
 
 
 @dataclass(frozen=True)
@@ -149,9 +149,7 @@ class MfnEncoder(nn.Module):
     def trace(self, inputs: Batch) -> dict[str, Tensor]:
         """Run the recurrence: {"h": (B, Σ hidden) last hidden states; "attention", "gamma1",
         "gamma2", "proposal" (tanh û), "memory" (u): (B, steps, width), one row per step}."""
-        missing = set(self.modalities) - set(inputs)
-        if missing:
-            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.modalities}")
+        require_modalities(inputs, self.modalities)
         seqs = {m: masked_resample(inputs[m][0], inputs[m][1].to(inputs[m][0].device), self.steps)
                 for m in self.modalities}
         first = seqs[self.modalities[0]]

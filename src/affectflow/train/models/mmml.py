@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from affectflow.features.params import param
 from affectflow.train.models.base import Batch, register_model, unimodal_field, unimodal_names
-from affectflow.train.models.layers import masked_mean, valid_mask
+from affectflow.train.models.layers import masked_mean, require_modalities, valid_mask
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,7 @@ class MmmlEncoder(nn.Module):
         self.out_dim = d // 2 or 1  # the task heads are the third fully connected layer
 
     def forward(self, inputs: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        missing = set(self.names) - set(inputs)
-        if missing:
-            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.names}")
+        require_modalities(inputs, self.names)
         seq, pad = {}, {}
         for k, m in enumerate(self.names):
             x, lengths = inputs[m]

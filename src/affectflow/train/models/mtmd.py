@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from affectflow.features.params import param
 from affectflow.train.models.base import Batch, register_model, unimodal_field, unimodal_names
-from affectflow.train.models.layers import valid_mask
+from affectflow.train.models.layers import require_modalities, valid_mask
 
 N_CLASSES = 3  # negative, neutral, positive
 
@@ -133,9 +133,7 @@ class MtmdEncoder(nn.Module):
         return self.log_tau.exp().clamp(1e-3, 1.0)
 
     def forward(self, inputs: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        missing = set(self.names) - set(inputs)
-        if missing:
-            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.names}")
+        require_modalities(inputs, self.names)
         aux: dict[str, Tensor] = {}
         feats = []
         for k, m in enumerate(self.names):

@@ -56,7 +56,7 @@ from torch import Tensor, nn
 
 from affectflow.features.params import param
 from affectflow.train.models.base import Batch, register_model
-from affectflow.train.models.layers import valid_mask
+from affectflow.train.models.layers import require_modalities, valid_mask
 
 
 @dataclass(frozen=True)
@@ -180,9 +180,7 @@ class MultEncoder(nn.Module):
         return z.masked_fill(~keep, 0.0)
 
     def forward(self, inputs: Batch) -> Tensor:
-        missing = set(self.modalities) - set(inputs)
-        if missing:
-            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.modalities}")
+        require_modalities(inputs, self.modalities)
         lengths = {m: inputs[m][1].to(inputs[m][0].device) for m in self.modalities}
         seqs = {m: self.project(m, inputs[m][0], lengths[m]) for m in self.modalities}
         last = []

@@ -32,7 +32,7 @@ from affectflow.train.models.base import (
     unimodal_field,
     unimodal_names,
 )
-from affectflow.train.models.layers import LstmBackbone
+from affectflow.train.models.layers import LstmBackbone, require_modalities
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,7 @@ class SelfMmEncoder(nn.Module):
         self.out_dim = fusion
 
     def forward(self, inputs: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        missing = set(self.names) - set(inputs)
-        if missing:
-            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.names}")
+        require_modalities(inputs, self.names)
         reps = {m: self.subnets[m]["out"](self.subnets[m]["lstm"](*inputs[m])) for m in self.names}
         fused = torch.relu(self.fusion_1(self.dropout(torch.cat([reps[m] for m in self.names], -1))))
         aux = {"feat/fused": fused}

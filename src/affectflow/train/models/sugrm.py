@@ -32,7 +32,7 @@ from affectflow.train.models.base import (
     unimodal_field,
     unimodal_names,
 )
-from affectflow.train.models.layers import LstmBackbone, valid_mask
+from affectflow.train.models.layers import LstmBackbone, require_modalities, valid_mask
 from affectflow.train.models.spt import Recalibration, SparsePhasedTransformer
 
 
@@ -93,9 +93,7 @@ class SugrmEncoder(nn.Module):
 
     def encode(self, inputs: Batch) -> dict[str, Tensor]:
         """F_s per modality: (B, width)."""
-        missing = set(self.names) - set(inputs)
-        if missing:
-            raise KeyError(f"missing modalities {sorted(missing)}; model expects {self.names}")
+        require_modalities(inputs, self.names)
         clean = {m: (x.masked_fill(~valid_mask(n, x.shape[1])[..., None], 0.0), n)
                  for m, (x, n) in ((m, inputs[m]) for m in self.names)}
         if self.mrm is not None:
