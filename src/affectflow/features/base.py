@@ -165,6 +165,9 @@ class Extractor(Generic[C]):
     config_type: ClassVar[type]
     inputs: ClassVar[tuple[str, ...]]  # MANIFEST_INPUTS keys and store names
     batch_call: ClassVar[int] = 1  # utterances per extract_batch call from the shard runner
+    # values are an end-to-end model's input (audio samples, token ids), not features: training
+    # reads them in the "raw" view, never standardised or cut to `max_steps`
+    raw: ClassVar[bool] = False
 
     def __init__(self, config: C) -> None:
         self.config = config

@@ -7,7 +7,7 @@ Labels are kept per task (any label name); their kind and class names live in `T
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import numpy as np
 import torch
@@ -83,10 +83,15 @@ class TrainingData:
 # ----------------------------------------------------------------------------- standardisation
 
 
-def fit_standardiser(features: Features) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-modality, per-dimension mean/std over the valid frames (std 0 -> 1)."""
+def fit_standardiser(features: Features, raw: Collection[str] = ()
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-modality, per-dimension mean/std over the valid frames (std 0 -> 1); the `raw`
+    modalities (samples, token ids) get the identity (mean 0, std 1)."""
     stats = {}
     for m, (x, lengths) in features.items():
+        if m in raw:
+            stats[m] = (np.zeros(x.shape[2]), np.ones(x.shape[2]))
+            continue
         frames = x[np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]].astype(np.float64)
         if not np.isfinite(frames).all():
             raise ValueError(f"modality {m!r}: non-finite values in valid training frames")
@@ -247,7 +252,8 @@ def prepare(data: TrainingData, tasks: Mapping[str, Any]) -> Prepared:
     missing = [s for s in SPLITS if s not in data.splits]
     if missing:
         raise ValueError(f"TrainingData lacks split(s) {missing}")
-    norm = fit_standardiser(data.splits["train"].features)
+    norm = fit_standardiser(data.splits["train"].features,
+                            [m for m, view in data.views.items() if view == "raw"])
     feats = {s: apply_standardiser(data.splits[s].features, norm) for s in SPLITS}
     targets = {s: label_targets(data.splits[s], specs) for s in SPLITS}
     for s in ("train", "valid"):

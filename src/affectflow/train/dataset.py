@@ -8,8 +8,10 @@ modality; each modality carries a ``present`` mask, and `load_dataset` keeps onl
 have every modality the model reads (a text-only model is not scored on the subset that also
 has faces). Each modality is read in one of three views: ``sequence`` (the extractor's frames,
 padded; the default), ``pooled`` (its utterance-level vector, e.g. eGeMAPS functionals, stored
-as a sequence of length 1) or ``aligned`` (one vector per word of the manifest's word times,
-`affectflow.formats.aligned`; utterances without word times lack that modality).
+as a sequence of length 1), ``aligned`` (one vector per word of the manifest's word times,
+`affectflow.formats.aligned`; utterances without word times lack that modality) or ``raw`` (the
+raw-input extractors' samples or token ids, uncut by `max_steps` and never standardised; chosen
+automatically for them).
 
 The .npz keys: ``utt_ids``, ``speakers``, ``fold/<fold>`` (split names), ``<modality>/x``
 (N, T, D), ``<modality>/lengths``, ``<modality>/present``, ``label/<task>`` (class index, −1
@@ -37,7 +39,7 @@ from affectflow.formats.aligned import aligned_batch, word_intervals
 from affectflow.train.data import SPLITS, SplitData, TrainingData
 
 log = logging.getLogger(__name__)
-VIEWS = ("sequence", "pooled", "aligned")
+VIEWS = ("sequence", "pooled", "aligned", "raw")
 
 
 def modality_sources(corpus_dir: str | os.PathLike[str],
@@ -92,9 +94,24 @@ def modality_views(modalities: Mapping[str, Any]) -> tuple[dict[str, str], dict[
                              f"{{extractor, view}}, got {spec!r}")
         if view not in VIEWS:
             raise ValueError(f"modality {modality!r}: view must be one of {VIEWS}, got {view!r}")
+        if _is_raw(extractor) != (view == "raw"):
+            if view != "sequence" or not _is_raw(extractor):
+                raise ValueError(f"modality {modality!r}: the raw view is for the raw-input extractors "
+                                 f"(waveform, tokens), and those have no other view; got {extractor!r} "
+                                 f"with view {view!r}")
+            view = "raw"
         extractors[modality] = extractor
         views[modality] = view
     return extractors, views
+
+
+def _is_raw(extractor: str) -> bool:
+    """Whether a store holds an end-to-end model's raw input (`Extractor.raw`); an imported or
+    unknown store name is not raw."""
+    try:
+        return bool(get_extractor(extractor).raw)
+    except (KeyError, ValueError):
+        return False
 
 
 def _task_array(frame: pd.DataFrame, task: str, spec: Mapping[str, Any]) -> np.ndarray:
@@ -121,7 +138,7 @@ def _read_view(store: str | Sequence[str], ids: list[str], view: str, max_steps:
         if values.ndim != 2 or (len(ids) and values.shape[1] == 0):
             raise ValueError(f"{store}: no pooled vectors for the pooled view")
         return values[:, None, :].astype(np.float32), np.ones(len(ids), np.int64)
-    seq = read_sequences(store, ids, max_steps=max_steps)
+    seq = read_sequences(store, ids, max_steps=None if view == "raw" else max_steps)
     return seq.values, seq.lengths
 
 

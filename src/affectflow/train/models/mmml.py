@@ -1,8 +1,15 @@
 """MMML (Wu et al., paper 002): cross-attention fusion of encoder sequences with one loss per modality.
 
-This is the feature-input variant: each modality arrives as a precomputed encoder sequence (text
-token states from the `text` extractor, speech-encoder frames from `ssl` or `whisper`), projected
-to `mmml_dim`; a learned CLS token is prepended per modality. `mmml_layers` fusion blocks follow,
+Each modality is either fine-tuned end to end or read as precomputed features. End to end
+(`mmml_encoders: {text: roberta-base, audio: facebook/data2vec-audio-base}`, local folders or
+hub ids; offline unless `mmml_allow_download`): a text encoder reads the `tokens` extractor's ids
+with their attention mask; an audio encoder (wav2vec2 / HuBERT / Data2Vec-audio class) reads the
+`waveform` extractor's samples (MMML: 6 s), normalised per utterance over its valid samples, with
+its convolutional feature encoder frozen; its frames' padding comes from the convolution output
+lengths of each utterance's sample count (the authors guess it from attention weights). Feature
+input (the default, for CPU users without a hub): the modality is a precomputed encoder sequence
+(text token states from `text`, speech frames from `ssl` or `whisper`). Either way the sequence
+is projected to `mmml_dim` and a learned CLS token is prepended per modality. `mmml_layers` fusion blocks follow,
 each, for every modality m: cross-attention with m's sequence as queries and the other modalities'
 sequences (concatenated along time) as keys and values → self-attention over m's sequence →
 position-wise feed-forward, each sub-layer residual with post-LayerNorm, padded keys masked. The
@@ -19,7 +26,8 @@ with the same loss (L1) weighted by `mmml_unimodal_weight` (`aux` ``pred/<m>``, 
 Defaults: the paper's fusion (5 blocks, width 1024, 16 heads, FFN 4096, dropout 0.1); train with
 AdamW-like weight decay and early stopping 8 (their lr 5e-6 fine-tunes the encoders; on features,
 1e-4 is the better start). Their optimiser is re-created every epoch, ours lives for the run.
-End-to-end training of the text and audio encoders themselves is not part of this variant.
+A saved end-to-end model holds the fine-tuned encoders; loading it rebuilds them from the same
+folders or ids first.
 """
 
 from __future__ import annotations
@@ -48,7 +56,52 @@ class MmmlConfig:
                                        "(the paper's Table 6).", enum=["fused", "concat", "transformer"])
     mmml_unimodal_weight: float = param(1.0, "MMML: weight of each modality's own loss (0: single loss).",
                                         minimum=0)
+    mmml_encoders: dict[str, str] = param({}, "MMML: modality → text or audio encoder fine-tuned end to end "
+                                              "(local folder, packaged alias or model id); the others "
+                                              "read precomputed features.")
+    mmml_allow_download: bool = param(False, "MMML: let transformers fetch the encoders from a hub.")
+    mmml_normalise_audio: bool = param(True, "MMML: zero-mean unit-variance samples per utterance "
+                                             "before an audio encoder.")
     unimodal: list[str] = unimodal_field()
+
+
+class PretrainedEncoder(nn.Module):
+    """A Hugging Face text or audio encoder over raw inputs: (B, T, 1) ids or samples → (states,
+    valid-frame lengths). Audio: the convolutional feature encoder is frozen."""
+
+    def __init__(self, name: str, config: MmmlConfig) -> None:
+        super().__init__()
+        from transformers import AutoModel
+
+        from affectflow.features.extractors.text import model_path
+
+        try:
+            self.net = AutoModel.from_pretrained(model_path(name), local_files_only=not config.mmml_allow_download)
+        except OSError as error:
+            raise ValueError(f"hparams.mmml_encoders: cannot load {name!r} ({error}); pass a local "
+                             "folder, or mmml_allow_download: true with a hub") from error
+        self.audio = self.net.main_input_name == "input_values"
+        if self.audio and hasattr(self.net, "freeze_feature_encoder"):
+            self.net.freeze_feature_encoder()
+        self.normalise = config.mmml_normalise_audio
+        self.out_dim = int(self.net.config.hidden_size)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        mask = valid_mask(lengths, x.shape[1])
+        values = x[..., 0].masked_fill(~mask, 0.0)
+        if not self.audio:
+            states = self.net(input_ids=values.round().long(), attention_mask=mask.long()).last_hidden_state
+            return states, lengths
+        if self.normalise:
+            n = lengths.clamp_min(1)[:, None].to(values.dtype)
+            mean = values.sum(1, keepdim=True) / n
+            var = ((values - mean).masked_fill(~mask, 0.0) ** 2).sum(1, keepdim=True) / n
+            values = ((values - mean) / torch.sqrt(var + 1e-7)).masked_fill(~mask, 0.0)
+        layer_norm = getattr(self.net.config, "feat_extract_norm", "layer") == "layer"
+        states = self.net(input_values=values,
+                          attention_mask=mask.long() if layer_norm else None).last_hidden_state
+        frames = self.net._get_feat_extract_output_lengths(lengths).clamp(1, states.shape[1])
+        return states, frames
 
 
 class FusionBlock(nn.Module):
@@ -81,7 +134,13 @@ class MmmlEncoder(nn.Module):
         self.names, self.config = sorted(modality_dims), config
         self.unimodal = unimodal_names(config.unimodal, self.names)
         d = config.mmml_dim
-        self.project = nn.ModuleDict({m: nn.Linear(modality_dims[m], d) for m in self.names})
+        unknown = sorted(set(config.mmml_encoders) - set(self.names))
+        if unknown:
+            raise ValueError(f"mmml_encoders: {unknown} are not modalities of the model ({self.names})")
+        self.encoders = nn.ModuleDict({m: PretrainedEncoder(name, config)
+                                       for m, name in config.mmml_encoders.items()})
+        widths = {m: self.encoders[m].out_dim if m in self.encoders else modality_dims[m] for m in self.names}
+        self.project = nn.ModuleDict({m: nn.Linear(widths[m], d) for m in self.names})
         self.cls = nn.Parameter(torch.randn(len(self.names), d) * 0.02)
         self.blocks = nn.ModuleList(nn.ModuleDict({m: FusionBlock(config) for m in self.names})
                                     for _ in range(config.mmml_layers))
@@ -103,6 +162,8 @@ class MmmlEncoder(nn.Module):
         seq, pad = {}, {}
         for k, m in enumerate(self.names):
             x, lengths = inputs[m]
+            if m in self.encoders:
+                x, lengths = self.encoders[m](x, lengths)
             valid = valid_mask(lengths, x.shape[1])
             h = self.project[m](x.masked_fill(~valid[..., None], 0.0))
             seq[m] = torch.cat([self.cls[k].expand(h.shape[0], 1, -1), h], dim=1)
