@@ -141,3 +141,28 @@ def test_raw_inputs_are_neither_standardised_nor_cut() -> None:
     x = np.array([[[101.0], [7592.0], [102.0]]], np.float32)
     stats = fit_standardiser({"text": (x, np.array([3]))}, raw=["text"])
     assert stats["text"][0].tolist() == [0.0] and stats["text"][1].tolist() == [1.0]
+
+
+def test_end_to_end_model_saves_and_loads_with_identical_predictions(tiny_encoders, tmp_path) -> None:
+    import numpy as np
+
+    from affectflow.train.data import SplitData, TrainingData
+    from affectflow.train.loop import train_one_seed
+    from affectflow.train.saved import load_model, save_model
+
+    batch = raw_batch()
+
+    def split(k: int) -> SplitData:
+        feats = {m: (np.tile(x.numpy(), (k, 1, 1)), np.tile(n.numpy(), k)) for m, (x, n) in batch.items()}
+        y = np.tile(np.array([1.0, -1.0, 0.5], np.float32), k)
+        return SplitData(feats, [f"u{i}" for i in range(3 * k)], labels={"sentiment": y})
+
+    data = TrainingData({"train": split(2), "valid": split(1), "test": split(1)},
+                        views={"text": "raw", "audio": "raw"})
+    hp = {**ZOO_SMALL, "mmml_encoders": tiny_encoders, "max_epochs": 1, "batch_size": 3}
+    result = train_one_seed(data, "mmml", {"sentiment": 1.0}, hp, seed=0, device="cpu")
+    assert result.norm_stats["text"][0].tolist() == [0.0]  # token ids are not standardised
+    save_model(tmp_path / "model.pt", result, architecture="mmml", model_id="mmml", hparams=hp,
+               modality_dims=data.modality_dims(), views=data.views, sources={})
+    again = load_model(tmp_path / "model.pt").predict(data.splits["test"].features)
+    np.testing.assert_allclose(again["sentiment"], result.test_predictions["sentiment"], rtol=1e-5, atol=1e-6)
