@@ -31,3 +31,9 @@ def shared_data() -> Path:
 def shared_media(shared_data: Path) -> Path:
     """../shared/data/media: real talking-head, no-face and silent-audio clips."""
     return _require(shared_data / "media")
+
+
+@pytest.fixture(scope="session")
+def shared_mfn(shared_data: Path) -> Path:
+    """../shared/data/mfn: the Memory Fusion Network release's YouTube and MMMO HDF5 features."""
+    return _require(shared_data / "mfn")

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from dag_helpers import REPO, base_config, run_snakemake, snakemake, snakemake_command, snakemake_env
 
-SHELL_BLOCK = re.compile(r"^    shell:\n((?:        .*\n)+)", re.M)
+SHELL_BLOCK = re.compile(r"^( +)shell:\n((?:\1    .*\n)+)", re.M)  # also rules made in a loop
 PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
 OWN_CONSTANTS = {"params.cli"}  # built in common.smk from the checkout path, already quoted there
 
@@ -30,7 +30,7 @@ OWN_CONSTANTS = {"params.cli"}  # built in common.smk from the checkout path, al
 def test_every_shell_placeholder_is_quoted() -> None:
     unquoted = []
     for rules in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in SHELL_BLOCK.findall(rules.read_text()):
+        for _, block in SHELL_BLOCK.findall(rules.read_text()):
             unquoted += [f"{rules.name}: {{{p}}}" for p in PLACEHOLDER.findall(block)
                          if not p.endswith(":q") and p not in OWN_CONSTANTS]
     assert not unquoted, unquoted

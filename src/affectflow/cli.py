@@ -53,7 +53,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
     options = IngestOptions(args.corpus, args.shards, label_specs(_json(args.labels)),
                             args.media_root or None, args.default_split or None, args.protocol,
-                            args.encoding, args.duplicate_media)
+                            args.encoding, args.duplicate_media, bool(args.features_only))
     accepted, rejected = ingest_corpus(args.source, args.manifest_out, args.rejected_out, options)
     log.info("ingest %s: %d accepted, %d rejection records", args.corpus, accepted, rejected)
 
@@ -106,6 +106,14 @@ def cmd_aux_weights(args: argparse.Namespace) -> None:
     weights = loss_weights(manifest, args.primary, _json(args.spec), args.aux, args.primary_weight, args.method,
                            args.seed)
     print(yaml.safe_dump({"tasks": {t: {"weight": round(w, 4)} for t, w in weights.items()}}, sort_keys=False))
+
+
+def cmd_import_features(args: argparse.Namespace) -> None:
+    from affectflow.ingest.features_corpus import build_features_corpus
+
+    paths = build_features_corpus(_json(args.features), args.corpus, args.manifest_out,
+                                  args.features_dir)
+    log.info("%s imported: %s", args.corpus, {k: str(v) for k, v in paths.items()})
 
 
 def cmd_union(args: argparse.Namespace) -> None:
@@ -246,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("--media-root", {"default": ""}), ("--default-split", {"default": ""}),
                                 ("--protocol", {"default": "split"}), ("--encoding", {"default": "utf-8"}),
                                 ("--duplicate-media", {"default": "warn"}),
+                                ("--features-only", {"default": "", "help": "non-empty: a features "
+                                                     "corpus (rows need no media or transcript)"}),
                                 ("--manifest-out", {"required": True}),
                                 ("--rejected-out", {"required": True})]),
         "extract": (cmd_extract, [("--extractor", {"required": True}), ("--corpus", {"default": ""}),
@@ -276,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                       ("--manifest", {"required": True}),
                                                       ("--prosody", {"required": True}), ("--labels", {"default": ""}),
                                                       ("--output", {"required": True})]),
+        "import-features": (cmd_import_features, [
+            ("--features", {"required": True, "help": "the corpus's `features` block (JSON)"}),
+            ("--corpus", {"required": True}), ("--manifest-out", {"required": True}),
+            ("--features-dir", {"required": True, "help": "results/<corpus>/features"})]),
         "union": (cmd_union, [("--union", {"required": True}), ("--output", {"required": True})]),
         "tone": (cmd_tone, [("--predictions", {"required": True}), ("--manifest", {"required": True}),
                             ("--task", {"default": "tone"}), ("--output", {"required": True})]),

@@ -39,8 +39,10 @@ def load_schema(schema_path: str | Path) -> dict:
 
 def with_registry(schema: dict) -> dict:
     """Fill the extractor names and parameter blocks (and the media section) from the extractor
-    registry, the model names and hyper-parameter block from the model registry, and the actions,
-    prosody and narrative stages' blocks from their config dataclasses."""
+    registry (plus the imported store names, `affectflow.ingest.features_corpus`, where a
+    training modality names its store), the model names and hyper-parameter block from the model
+    registry, and the actions, prosody and narrative stages' blocks from their config
+    dataclasses."""
     from affectflow.features.registry import schema_blocks
 
     blocks = schema_blocks()
@@ -53,8 +55,12 @@ def with_registry(schema: dict) -> dict:
         name: {**block, "properties": {k: {x: v for x, v in p.items() if x != "default"}
                                        for k, p in block["properties"].items()}}
         for name, block in blocks["extractors"].items()}
+    # A modality reads an extractor's store or one written by a features corpus's import.
+    from affectflow.ingest.features_corpus import imported_store_names
+
     by_name, by_entry = top["training"]["properties"]["modalities"]["additionalProperties"]["oneOf"]
-    by_name["enum"] = by_entry["properties"]["extractor"]["enum"] = blocks["names"]
+    stores = blocks["names"] + imported_store_names()
+    by_name["enum"] = by_entry["properties"]["extractor"]["enum"] = stores
     from affectflow.train.models import MODELS, hparams_schema
 
     schema["definitions"]["hparams"]["properties"] = hparams_schema()["properties"]

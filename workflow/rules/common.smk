@@ -10,6 +10,9 @@ from snakemake.utils import min_version
 
 from affectflow.config import ConfigError, validate_config
 from affectflow.features.registry import get_extractor, upstream
+from affectflow.ingest.features_corpus import FORMATS as FEATURE_FORMATS
+from affectflow.ingest.features_corpus import SOURCE_CSV, corpus_stores, prepare_features_corpora
+from affectflow.ingest.features_corpus import source_files as features_source_files
 from affectflow.narrative.rules import FAMILIES as NARRATIVE_FAMILIES
 
 min_version("9.0")
@@ -17,6 +20,7 @@ min_version("9.0")
 
 try:  # one short line per error (place, value, what is allowed), never the schema itself
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    prepare_features_corpora(config)  # trust, stores vs training.modalities; default labels
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
@@ -195,20 +199,44 @@ def extractor_settings(corpus, extractor):
 
 def corpus_extractors(corpus):
     """Extractors run on a corpus (all configured ones unless the corpus names its own), after
-    the stores they read (media prep for the audio ones), as each extractor declares."""
+    the stores they read (media prep for the audio ones), as each extractor declares. None for a
+    features corpus: its stores are imported."""
+    if "features" in corpus_config(corpus):
+        return []
     return upstream(list(corpus_config(corpus).get("extractors", EXTRACTORS)))
+
+
+def imported_stores(corpus):
+    """The stores a features corpus's import writes (none for a media corpus)."""
+    spec = corpus_config(corpus).get("features")
+    return list(corpus_stores(spec).values()) if spec else []
+
+
+def features_corpora(fmt):
+    """The corpora of one feature-file format (`features.format`)."""
+    return [c for c in CORPORA if corpus_config(c).get("features", {}).get("format") == fmt]
+
+
+def corpus_shard_count(corpus):
+    """Shards utterances are hashed into: the config's, or one for a features corpus (its
+    import writes each store as one partition)."""
+    return 1 if "features" in corpus_config(corpus) else corpus_config(corpus).get("shards", 8)
 
 
 def corpus_store_files(corpus):
     """Every feature partition of a corpus."""
-    return [f for name in corpus_extractors(corpus) for f in store_files(corpus, name)]
+    return [f for name in corpus_extractors(corpus) + imported_stores(corpus)
+            for f in store_files(corpus, name)]
 
 
 def store_files(corpus, extractor):
     """All shard partitions of one (corpus, extractor) store. A deleted partition whose inputs
     did not change is put back from the cache here, while the DAG is planned (in the main process, not in a dry run):
     Snakemake plans every consumer of a job that runs, so rebuilding it as a job would re-run
-    training and all after it for a byte-identical file."""
+    training and all after it for a byte-identical file. An imported store is one partition,
+    written by its corpus's import job (no cache)."""
+    if extractor in imported_stores(corpus):
+        return [f"{RESULTS}/{corpus}/features/{extractor}/shard=0.parquet"]
     files = [f"{RESULTS}/{corpus}/features/{extractor}/shard={shard}.parquet"
              for shard in corpus_shards(corpus)]
     missing = [(shard, path) for shard, path in zip(corpus_shards(corpus), files)
@@ -278,8 +306,8 @@ def all_targets(wildcards):
 
 
 def corpus_source(wildcards):
-    """The input file of the corpus's own manifest: the generated corpus folder, an adapter's
-    manifest, or the manifest given in the config."""
+    """The input file of the corpus's own manifest: the generated corpus folder, an adapter's,
+    union's or features import's manifest, or the manifest given in the config."""
     corpus = corpus_config(wildcards.corpus)
     if "generator" in corpus:
         return f"{RESULTS}/{wildcards.corpus}/source/generated"
@@ -287,6 +315,8 @@ def corpus_source(wildcards):
         return f"{RESULTS}/{wildcards.corpus}/source/manifest.csv"
     if "union" in corpus:
         return f"{RESULTS}/{wildcards.corpus}/source/union.csv"
+    if "features" in corpus:
+        return f"{RESULTS}/{wildcards.corpus}/source/{SOURCE_CSV}"
     return corpus["manifest"]
 
 

@@ -36,7 +36,8 @@ from affectflow.features.store import Provenance, StoreRow
 from affectflow.formats.csd import (EPSILON, align_to_reference, frame_intervals,
                                     read_store_rows)
 from affectflow.formats.aligned import align_to_words, word_intervals
-from affectflow.formats.openface import IMPORTER_VERSION, file_sha256, write_import_store
+from affectflow.formats.imported import ImportedCorpus, write_imported_dir
+from affectflow.formats.openface import IMPORTER_VERSION, file_sha256
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -86,23 +87,39 @@ def import_mmsa(pkl_path: str | os.PathLike[str], out_dir: str | os.PathLike[str
     split, transcript, sentiment, sentiment_T/A/V where present, annotation). Returns their paths
     under the keys text, audio, vision, manifest. Refuses (UntrustedPickleError) unless `trust`.
     """
+    data = read_mmsa(pkl_path, corpus, trust)
+    return write_imported_dir(data, out_dir)
+
+
+def read_mmsa(pkl_path: str | os.PathLike[str], corpus: str, trust: bool = False) -> ImportedCorpus:
+    """Read an MMSA pickle: the manifest (see `import_mmsa`) and, per modality present, the store
+    rows and provenance (extractor ``mmsa_<modality>``). Refuses (UntrustedPickleError) unless
+    `trust`; a file that is not an MMSA pickle, or repeats an id, is a ValueError naming it."""
     if not trust:
         raise UntrustedPickleError(
             f"{pkl_path}: not loaded. Unpickling executes code chosen by whoever made the file, "
             "so a pickle is loaded only when you trust its source: call "
-            "import_mmsa(..., trust=True) for a file you trust.")
-    with open(pkl_path, "rb") as handle:
-        data = pickle.load(handle)  # noqa: S301 - the caller passed trust=True
+            "import_mmsa(..., trust=True) for a file you trust (in a workflow config: "
+            "`features: {format: mmsa, path: ..., trust: true}`).")
+    try:
+        with open(pkl_path, "rb") as handle:
+            data = pickle.load(handle)  # noqa: S301 - the caller passed trust=True
+    except (pickle.UnpicklingError, EOFError, ImportError, AttributeError) as error:
+        raise ValueError(f"{pkl_path}: not a readable pickle ({type(error).__name__}: {error})"
+                         ) from None
     splits = [s for s in SPLITS if isinstance(data, Mapping) and s in data]
     if not splits:
         raise ValueError(f"{pkl_path}: not an MMSA pickle (no train/valid/test keys)")
     digest = file_sha256(pkl_path)
-    out_dir = Path(out_dir)
     rows: dict[str, list[StoreRow]] = {m: [] for m in MODALITIES}
     widths: dict[str, int] = {}
     records: list[dict[str, Any]] = []
     for split in splits:
         part = data[split]
+        missing = [k for k in ("id", "regression_labels") if k not in part]
+        if missing:
+            raise ValueError(f"{pkl_path}: split {split!r} has no {', '.join(missing)} "
+                             f"(keys: {', '.join(map(str, part))})")
         ids = [_text(v) for v in _numpy(part["id"]).reshape(-1)]
         raw = [_text(v) for v in _numpy(part.get("raw_text", [""] * len(ids))).reshape(-1)]
         labels = _numpy(part["regression_labels"]).astype(np.float64).reshape(-1)
@@ -122,6 +139,9 @@ def import_mmsa(pkl_path: str | os.PathLike[str], out_dir: str | os.PathLike[str
                 continue
             array = np.asarray(_numpy(part[modality]), dtype=np.float32)  # no copy if float32
             array = array.reshape(array.shape[0], array.shape[1], -1)
+            if len(array) != len(ids):
+                raise ValueError(f"{pkl_path}: split {split!r}: {modality} has {len(array)} rows "
+                                 f"but id has {len(ids)}")
             widths[modality] = array.shape[2]
             for i, n in enumerate(_lengths(part, modality, array)):
                 signature = f"{digest[:12]}:{split}:{i}"
@@ -138,21 +158,16 @@ def import_mmsa(pkl_path: str | os.PathLike[str], out_dir: str | os.PathLike[str
     duplicated = manifest["utt_id"][manifest["utt_id"].duplicated()].tolist()
     if duplicated:
         raise ValueError(f"{pkl_path}: ids occur more than once, e.g. {duplicated[:3]}")
-    paths: dict[str, Path] = {}
+    stores = {}
     for modality in MODALITIES:
         if not rows[modality]:
             continue
-        provenance = Provenance(
+        stores[modality] = (rows[modality], Provenance(
             extractor=f"mmsa_{modality}", version=IMPORTER_VERSION, corpus=corpus, shard=0,
             value_names=tuple(f"{modality}_{j}" for j in range(widths[modality])),
             params={"imported": True, "format": "MMSA pickle", "splits": splits,
-                    "sources": {"path": str(Path(pkl_path).resolve()), "sha256": digest}})
-        write_import_store(out_dir / modality, rows[modality], provenance)
-        paths[modality] = out_dir / modality
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths["manifest"] = out_dir / "manifest.csv"
-    manifest.to_csv(paths["manifest"], index=False)
-    return paths
+                    "sources": {"path": str(Path(pkl_path).resolve()), "sha256": digest}}))
+    return ImportedCorpus(manifest, stores)
 
 
 def token_intervals(row: Mapping[str, Any]) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The manifest: one row per utterance, the table every later stage starts from.
 
 Any CSV, TSV, JSON-lines or Parquet table with the columns below is a corpus. Only `utt_id` is
-required, plus at least one of `audio_path`, `video_path`, `transcript`:
+required, plus at least one of `audio_path`, `video_path`, `transcript` (not for a features
+corpus, `features_only`, whose stores are imported from feature files):
 
     utt_id, dataset, speaker, dialogue_id, turn, audio_path, video_path, words_path,
     start_s, end_s, transcript, context, split, [split_<protocol>_<k> ...], <one column per label>
@@ -245,6 +246,7 @@ class IngestOptions:
     protocol: str = "split"  # or a fold scheme: its columns split_<protocol>_<k> carry the split
     encoding: str = "utf-8"
     duplicate_media: str = "warn"  # byte-identical media under two ids: warn, or reject the later
+    features_only: bool = False  # a features corpus: its stores are imported, rows need no media
 
 
 def check_columns(columns: Sequence[str], source: str | os.PathLike[str],
@@ -254,7 +256,7 @@ def check_columns(columns: Sequence[str], source: str | os.PathLike[str],
     found = f"(the manifest has: {', '.join(names) or 'no columns'})"
     if "utt_id" not in names:
         raise ManifestError(f"{source}: required column 'utt_id' is missing {found}")
-    if not set(names) & {"audio_path", "video_path", "transcript"}:
+    if not options.features_only and not set(names) & {"audio_path", "video_path", "transcript"}:
         raise ManifestError(f"{source}: needs at least one of audio_path, video_path, transcript {found}")
     missing = [spec.name for spec in options.labels if spec.name not in names]
     if missing:
@@ -342,8 +344,8 @@ def _parse_row(row: Mapping[str, Any], utt_id: str, root: Path, options: IngestO
             else:
                 out[key] = os.path.abspath(path)  # not resolved: a relinked file is a new file
                 has_media = True
-    if not has_media and not out["transcript"] and not any(f == k for f, _ in problems
-                                                              for k in MEDIA_COLUMNS):
+    if not has_media and not out["transcript"] and not options.features_only and not any(
+            f == k for f, _ in problems for k in MEDIA_COLUMNS):
         problems.append(("audio_path", "no media file and no transcript: nothing to extract"))
     for key in ("start_s", "end_s"):
         try:
