@@ -107,7 +107,7 @@ def test_sugrm_dmax_counts_each_extreme_row_once() -> None:
     hook.y_m = torch.tensor([3.0, 3.0, -3.0, 0.5])
     hook.valid = torch.ones(4, dtype=torch.bool)
     hook.extremes = (hook.y_m == 3.0, hook.y_m == -3.0)
-    hook.span, hook.scale, hook.modalities = 6.0, (-3.0, 3.0), ["text"]
+    hook.span, hook.scale, hook.mid, hook.modalities = 6.0, (-3.0, 3.0), 0.0, ["text"]
     fused = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
     hook.bank = {"fused": fused, "text": fused.clone()}
     hook.labels = {"text": hook.y_m.clone()}
@@ -175,3 +175,26 @@ def test_spt_windows_are_sparse_proportional_and_stay_in_the_valid_part() -> Non
     assert not mask[1, :, 3:].any()
     dense = window_mask(torch.tensor([4, 2]), 4, torch.tensor([8, 3]), 8, window=0)
     assert dense[1, 0].tolist() == [True] * 3 + [False] * 5
+
+
+def test_positive_and_negative_are_relative_to_the_middle_of_the_scale() -> None:
+    """On a 1-5 rating the centres split at 3: a split at 0 would make every row positive and the
+    negative centre empty."""
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(2)
+    data = TrainingData({s: synthetic_split(n, rng) for s, n in (("train", 48), ("valid", 16), ("test", 16))},
+                        emotion_classes=["neutral", "happy", "sad", "angry"],
+                        ranges={"sentiment": (-3.0, 3.0)})
+    for split in data.splits.values():  # the same labels moved onto a 0-6 scale around 3
+        split.labels["sentiment"] = split.labels["sentiment"] + 3.0
+    data.ranges["sentiment"] = (0.0, 6.0)
+    prep = prepare(data, {"sentiment": 1.0})
+    hook = UnimodalLabelHook("selfmm")
+    trainer_cfg, cfg = split_hparams("selfmm", {"max_epochs": 1, "batch_size": 16, "selfmm_hidden": 8})
+    torch.manual_seed(0)
+    net = build_model("selfmm", data.modality_dims(), prep.specs, cfg)
+    Trainer(net, prep, trainer_cfg, torch.device("cpu"), hooks=[hook]).fit()
+    assert hook.mid == 3.0
+    y = hook.y_m[hook.valid]
+    pos, neg = centres(hook.bank["fused"][hook.valid], y - hook.mid)
+    assert (y < 3).any() and (y > 3).any() and not torch.equal(pos, neg) and neg.abs().sum() > 0

@@ -2,7 +2,8 @@
 subtask, dominant-modality distillation (DMD) and multimodal-fusion distillation (MFD).
 
 With y the fused regression target and p its sentiment class (negative < 0, neutral = 0,
-positive > 0), t the teacher modality and u a student:
+positive > 0; relative to the middle of the label's scale, 0 on [-3, 3]), t the teacher modality
+and u a student:
 - L_gt = Σ_u [MAE(y, ŷ_u) + CE(p, p̂_u)] + CE(p, p̂_f); the fused MAE(y, ŷ_f) is the task's own loss.
 - DMD, response-based (Eq. 7, 10): L_reg = Σ_u (1 − α)·|ŷ_t − ŷ_u| + α·|ŷ^m_u − ŷ_u| and L_cls the
   same with soft cross-entropy H(p̂_t, p̂_u), H(p̂^m_u, p̂_u); teacher and momentum outputs are
@@ -34,9 +35,10 @@ from affectflow.train.trainer import Hook, StepBatch, Trainer
 NO_CLASS = -1
 
 
-def sentiment_class(y: Tensor) -> Tensor:
-    """0 negative, 1 neutral, 2 positive; NO_CLASS where y is missing."""
-    cls = torch.where(y < 0, 0, torch.where(y > 0, 2, 1))
+def sentiment_class(y: Tensor, mid: float = 0.0) -> Tensor:
+    """0 negative, 1 neutral, 2 positive around `mid` (the scale's middle); NO_CLASS where y is
+    missing."""
+    cls = torch.where(y < mid, 0, torch.where(y > mid, 2, 1))
     return torch.where(torch.isfinite(y), cls, NO_CLASS)
 
 
@@ -100,6 +102,10 @@ class MtmdHook(Hook):
             raise ValueError(f"mtmd: needs a regression task; got {self.config.mtmd_task or 'none'} "
                              f"among {sorted(specs)}")
         self.task = task
+        known = trainer.prep.targets["train"][task]
+        known = known[np.isfinite(known)]
+        lo, hi = specs[task].value_range or ((float(known.min()), float(known.max())) if known.size else (-1.0, 1.0))
+        self.mid = (lo + hi) / 2  # 0 on [-3, 3], as the paper; 3 on a 1-5 rating
         self.encoder = trainer.model.encoder
         self.queue = Queue(self.config.mtmd_queue)
         self._pending: tuple[dict[str, Tensor], Tensor] | None = None
@@ -110,7 +116,7 @@ class MtmdHook(Hook):
         y = batch.targets[self.task].float()
         ok = torch.isfinite(y)
         y0 = y.nan_to_num(0.0)
-        cls = sentiment_class(y)
+        cls = sentiment_class(y, self.mid)
         n = len(y)
         alpha = cfg.mtmd_alpha if cfg.mtmd_dmd_momentum else 0.0
         t = enc.teacher

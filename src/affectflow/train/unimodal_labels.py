@@ -22,7 +22,10 @@ labels by the momentum update y ← (n−1)/(n+1)·y + 2/(n+1)·ŷ with n the ep
   once (the authors' code collects the ±3 rows with duplicates and loops per sample).
 
 The extremes are the observed minimum and maximum of the training labels (±3 on MOSI/MOSEI, as
-the paper; a corpus without exact ±3 still gets a D_max). Rows without y_m get no unimodal loss.
+the paper; a corpus without exact ±3 still gets a D_max). Positive and negative are relative to
+the middle of the label's scale (0 on [-3, 3], as the papers; 3 on a 1-5 rating, where a split at
+0 would make every row positive), and Self-MM's rule runs on labels centred there. Rows without
+y_m get no unimodal loss.
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ class UnimodalLabelHook(Hook):
         self.extremes = (self.y_m == hi) & self.valid, (self.y_m == lo) & self.valid
         self.span = hi - lo
         self.scale = specs[task].value_range or (lo, hi)
+        self.mid = (self.scale[0] + self.scale[1]) / 2  # 0 on [-3, 3]; 3 on a 1-5 rating
         self.labels = {m: self.y_m.clone() for m in self.modalities}
         self.bank, self.history = {}, {m: [] for m in self.modalities}
 
@@ -149,14 +153,15 @@ class UnimodalLabelHook(Hook):
     def _update_labels(self, idx: Tensor, feats: Mapping[str, Tensor], epoch: int) -> None:
         ok = self.valid[idx]
         y_m, f_m = self.y_m[idx], feats["fused"]
-        fused_centres = centres(self.bank["fused"][self.valid], self.y_m[self.valid])
+        fused_centres = centres(self.bank["fused"][self.valid], self.y_m[self.valid] - self.mid)
         if self.method == "sugrm":
             top, bottom = self.extremes
             d_max = torch.linalg.norm(self.bank["fused"][top].mean(0) - self.bank["fused"][bottom].mean(0))
         for m in self.modalities:
             if self.method == "selfmm":
-                own = centres(self.bank[m][self.valid], self.labels[m][self.valid])
-                new = selfmm_labels(y_m, f_m, feats[m], fused_centres, own, self.scale)
+                own = centres(self.bank[m][self.valid], self.labels[m][self.valid] - self.mid)
+                centred = (self.scale[0] - self.mid, self.scale[1] - self.mid)
+                new = selfmm_labels(y_m - self.mid, f_m, feats[m], fused_centres, own, centred) + self.mid
             else:
                 new = sugrm_labels(y_m, f_m, feats[m], fused_centres, d_max, self.scale, self.span)
             updated = momentum(self.labels[m][idx], new, epoch)
