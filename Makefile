@@ -18,9 +18,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(VENV)/bin/pip install --no-input --no-deps -e .
 	touch $@
 
+# profiles/default: this machine's threads, memory and run time per job (profiles/slurm: a cluster's).
 demo: setup
-	$(RUN) snakemake --cores $(CORES)
-	$(RUN) snakemake --cores $(CORES) --report results/report.html
+	$(RUN) snakemake --cores $(CORES) --workflow-profile profiles/default
+	$(RUN) snakemake --cores $(CORES) --workflow-profile profiles/default --report results/report.html
 	@echo "Report: results/report.html"
 
 test: setup

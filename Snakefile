@@ -13,6 +13,21 @@ if not workflow.overwrite_configfiles:
 report: "workflow/report/workflow.rst"
 
 
+# Machines live in workflow profiles, never in the config: each rule's `threads: 1`, `mem_mb`,
+# `runtime` (and `gpu`) are a floor that profiles/default (this machine, used by default) and
+# profiles/slurm (a cluster: partitions, GPUs, job groups) set per rule.
+# On a cluster these run in the Snakemake process itself, not as Slurm jobs: each takes seconds
+# and reads small tables, less than a job's queueing and start-up (the demo corpus, too).
+localrules:
+    demo_corpus,
+    rejected,
+    evaluate,
+    search_select,
+    weak_label_check,
+    report_tables,
+    report_narratives,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/transcribe.smk"

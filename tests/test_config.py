@@ -82,7 +82,14 @@ def test_unknown_key_names_its_place_and_the_allowed_keys() -> None:
         "config error at extractors.logmel: unknown key 'n_mel'; allowed: hop_s, n_mels, win_s")
     assert _error(lambda c: c.update(reslts_dir="x")) == (
         "config error at (top level): unknown key 'reslts_dir'; allowed: actions, cache_dir, corpora, "
-        "evaluation, extractors, media, narrative, predictions, prosody, resources, results_dir, tone, training, weak_labels")
+        "evaluation, extractors, media, narrative, predictions, prosody, results_dir, tone, training, weak_labels")
+
+
+def test_resources_section_says_it_moved_to_the_profiles() -> None:
+    """The analysis config keeps only the science; an old config's `resources` is told where it went."""
+    message = _error(lambda c: c.update(resources={"train": {"mem_mb": 4000}}))
+    assert message.startswith("config error at (top level): unknown key 'resources'; allowed: ")
+    assert "set-resources in a workflow profile (profiles/default, profiles/slurm)" in message
 
 
 KNOWN_MODELS = ", ".join(MODELS)  # the registry's order

@@ -155,6 +155,7 @@ def cmd_assemble(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from affectflow.devices import resolve_device
     from affectflow.train.run import train_to_files
     from affectflow.train.search import split_task_weights
 
@@ -164,7 +165,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             hparams.update(json.load(handle)["hparams"])
     tasks, hparams = split_task_weights(_json(args.tasks), hparams)  # searched loss weights λ
     train_to_files(args.dataset, args.model, args.seeds, tasks, hparams,
-                   args.device, args.results, args.weights, fold=args.fold, threads=args.threads,
+                   resolve_device(args.device),  # auto: the GPU Slurm gave the job, else the CPU
+                   args.results, args.weights, fold=args.fold, threads=args.threads,
                    model_id=args.model_id or None,
                    modalities=args.modalities.split(",") if args.modalities else None,
                    weak=args.weak, corpus=args.corpus)

@@ -26,6 +26,9 @@ from jsonschema.validators import validator_for
 
 MAX_ERRORS = 10
 _MAX_VALUE = 60  # characters of a value's repr kept in a message
+# Top-level keys that left the analysis config, and where they went (said with the error).
+MOVED = {"resources": "threads, memory, runtime and GPUs are per machine now: set-threads and "
+                      "set-resources in a workflow profile (profiles/default, profiles/slurm)"}
 
 
 class ConfigError(ValueError):
@@ -147,7 +150,8 @@ def _what(error: ValidationError) -> str:
         extra = [k for k in value if k not in known and not any(re.search(p, k) for p in patterns)]
         allowed = ", ".join(sorted(known) + [f"/{p}/" for p in patterns]) or "none"
         keys = ", ".join(repr(k) for k in extra)
-        return f"unknown key{'s' if len(extra) > 1 else ''} {keys}; allowed: {allowed}"
+        moved = "".join(f" ({k}: {MOVED[k]})" for k in extra if not path and k in MOVED)
+        return f"unknown key{'s' if len(extra) > 1 else ''} {keys}; allowed: {allowed}{moved}"
     if kind == "enum":
         allowed = ", ".join(str(v) for v in error.validator_value)
         is_model = path[:2] == ["training", "models"] and (len(path) == 3 or path[3:] == ["model"])

@@ -15,10 +15,10 @@ rule actions:
         "../../envs/features.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/actions.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} actions --face {input.face:q} --manifest {input.manifest:q}"
         " --params {params.settings:q} --corpus {wildcards.corpus:q} --output {output:q} > {log:q} 2>&1"

@@ -113,14 +113,6 @@ def labeler_models(corpus, model):
             for fold in folds(corpus) for seed in SEEDS]
 
 
-def res(family, key):
-    """A resource of a rule family from config (falls back to resources.default)."""
-    table = config.get("resources", {})
-    default = {"threads": 1, "mem_mb": 2000, "runtime": 60, "gpu": 0}
-    default.update(table.get("default", {}))
-    return table.get(family, {}).get(key, default[key])
-
-
 def as_json(value):
     """Compact JSON for passing config sections to the command line."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -13,10 +13,10 @@ rule demo_corpus:
         "../../envs/demo.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/demo_corpus.log",
-    threads: res("demo_corpus", "threads")
+    threads: 1
     resources:
-        mem_mb=res("demo_corpus", "mem_mb"),
-        runtime=res("demo_corpus", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} demo --out {output:q} --generator {params.generator:q} > {log:q} 2>&1"
 
@@ -31,9 +31,9 @@ rule adapter_manifest:
         "../../envs/ingest.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/adapter_manifest.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} adapt --adapter {params.adapter:q} --output {output:q} > {log:q} 2>&1"

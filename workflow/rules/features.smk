@@ -19,11 +19,11 @@ rule extract:
         "../../envs/features.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/{{extractor}}/shard={{shard}}.log",
-    threads: lambda w: res(f"extract_{w.extractor}", "threads")
+    threads: 1
     resources:
-        mem_mb=lambda w: res(f"extract_{w.extractor}", "mem_mb"),
-        runtime=lambda w: res(f"extract_{w.extractor}", "runtime"),
-        gpu=lambda w: res(f"extract_{w.extractor}", "gpu"),
+        mem_mb=2000,
+        runtime=60,
+        gpu=0,
     shell:
         "{params.cli} extract --extractor {wildcards.extractor:q} --corpus {wildcards.corpus:q}"
         " --manifest {input.manifest:q} --shard {wildcards.shard:q} --params {params.settings:q}"
@@ -44,10 +44,10 @@ rule rejected:
         "../../envs/ingest.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/rejected.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} rejected --corpus {wildcards.corpus:q} --ingest {input.ingest:q}"
         " --manifest {input.manifest:q} --stores {input.stores:q}"

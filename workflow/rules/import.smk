@@ -23,10 +23,10 @@ for _format, _stores in {f: list(v.stores.values()) for f, v in FEATURE_FORMATS.
             "../../envs/ingest.yaml"
         log:
             f"{RESULTS}/logs/{{corpus}}/import_features.log",
-        threads: res("default", "threads")
+        threads: 1
         resources:
-            mem_mb=res("train", "mem_mb"),
-            runtime=res("default", "runtime"),
+            mem_mb=2000,
+            runtime=60,
         shell:
             "{params.cli} import-features --features {params.features:q} --corpus {wildcards.corpus:q}"
             " --manifest-out {output.manifest:q} --features-dir {params.features_dir:q} > {log:q} 2>&1"

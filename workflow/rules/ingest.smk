@@ -23,10 +23,10 @@ checkpoint ingest:
         "../../envs/ingest.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/ingest.log",
-    threads: res("ingest", "threads")
+    threads: 1
     resources:
-        mem_mb=res("ingest", "mem_mb"),
-        runtime=res("ingest", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} ingest --source {params.source:q} --corpus {wildcards.corpus:q}"
         " --shards {params.shards:q} --labels {params.labels:q} --media-root={params.media_root:q}"

@@ -16,10 +16,10 @@ rule prep_audio:
         "../../envs/media.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/audio/shard={{shard}}.log",
-    threads: res("prep_audio", "threads")
+    threads: 1
     resources:
-        mem_mb=res("prep_audio", "mem_mb"),
-        runtime=res("prep_audio", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} extract --extractor audio --corpus {wildcards.corpus:q}"
         " --manifest {input.manifest:q} --shard {wildcards.shard:q} --params {params.settings:q}"

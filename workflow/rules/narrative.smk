@@ -16,10 +16,10 @@ rule prosody:
         "../../envs/features.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/prosody.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} prosody --manifest {input.manifest:q} --egemaps {input.egemaps:q}"
         " --params {params.settings:q} --output {output:q} > {log:q} 2>&1"
@@ -43,10 +43,10 @@ rule narrative:
         "../../envs/features.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/narrative.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} narrative --manifest {input.manifest:q} --prosody {input.prosody:q}"
         " --actions {input.actions:q} --tone {input.tone:q} --params {params.settings:q}"
@@ -69,10 +69,10 @@ rule report_narratives:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/report_narratives.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} report-narratives --corpus {wildcards.corpus:q} --narratives {input.narratives:q}"
         " --manifest {input.manifest:q} --prosody {input.prosody:q} --labels={params.labels:q}"

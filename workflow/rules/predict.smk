@@ -17,10 +17,10 @@ rule predict:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/predict/{{source}}/{{model}}.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} predict --model {input.models:q} --dataset {input.dataset:q}"
         " --corpus {wildcards.corpus:q} --output {output:q} > {log:q} 2>&1"
@@ -41,10 +41,10 @@ rule weak_labels:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/weak_labels/{{name}}.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} weak-labels --models {input.models:q} --task {params.task:q}"
         " --name {wildcards.name:q} --dataset {input.dataset:q} --confidence {params.confidence:q}"
@@ -65,10 +65,10 @@ rule weak_label_check:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/weak_labels/{{name}}.check.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} weak-check --weak {input.weak:q} --manifest {input.manifest:q}"
         " --label {params.label:q} --label-spec {params.spec:q} --output {output:q} > {log:q} 2>&1"

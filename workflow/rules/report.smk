@@ -24,10 +24,10 @@ rule report_tables:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/report_tables.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} report --corpus {wildcards.corpus:q} --metrics {input.metrics:q}"
         " --rejected {input.rejected:q} --manifest {input.manifest:q} --figures-in {input.figures:q}"

@@ -13,10 +13,10 @@ rule union_manifest:
         "../../envs/ingest.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/union_manifest.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} union --union {params.union:q} --output {output:q} > {log:q} 2>&1"
 
@@ -34,10 +34,10 @@ rule tone:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/tone.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} tone --predictions {input.predictions:q} --manifest {input.manifest:q}"
         " --task {params.task:q} --output {output:q} > {log:q} 2>&1"

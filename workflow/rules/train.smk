@@ -15,15 +15,16 @@ rule assemble_dataset:
         max_steps=config["training"].get("max_steps", 200),
         normalise=config["training"].get("normalise", "none"),
         folds=lambda w: folds(w.corpus),
-        stores=lambda w, input: as_json({m: list(getattr(input, m)) for m in config["training"]["modalities"]}),
+        # (no inputs yet while the ingest checkpoint is pending: params are evaluated again after it)
+        stores=lambda w, input: as_json({m: list(getattr(input, m, [])) for m in config["training"]["modalities"]}),
     conda:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/assemble_dataset.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} assemble --manifest {input.manifest:q} --stores {params.stores:q}"
         " --modalities {params.modalities:q} --labels {params.labels:q}"
@@ -54,11 +55,11 @@ rule train:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/train/{{model}}/{{fold}}.log",
-    threads: res("train", "threads")
+    threads: 1
     resources:
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("train", "runtime"),
-        gpu=res("train", "gpu"),
+        mem_mb=2000,
+        runtime=60,
+        gpu=0,
     shell:
         "{params.cli} train --dataset {input.dataset:q} --fold {wildcards.fold:q} --corpus {wildcards.corpus:q}"
         " --model {params.architecture:q} --model-id {wildcards.model:q}"
@@ -83,10 +84,10 @@ rule evaluate:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/evaluate.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} evaluate --results {input.results:q} --metrics {output.metrics:q}"
         " --evaluation {params.compare:q} --weak-checks {input.checks:q} --search {input.search:q}"
@@ -115,11 +116,11 @@ rule search_trial:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/search/{{model}}/{{fold}}/trial={{trial}}.log",
-    threads: res("train", "threads")
+    threads: 1
     resources:
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("train", "runtime"),
-        gpu=res("train", "gpu"),
+        mem_mb=2000,
+        runtime=60,
+        gpu=0,
     shell:
         "{params.cli} train --dataset {input.dataset:q} --fold {wildcards.fold:q} --corpus {wildcards.corpus:q}"
         " --model {params.architecture:q} --model-id {wildcards.model:q}"
@@ -145,10 +146,10 @@ rule search_select:
         "../../envs/train.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/search/{{model}}/{{fold}}/select.log",
-    threads: res("default", "threads")
+    threads: 1
     resources:
-        mem_mb=res("default", "mem_mb"),
-        runtime=res("default", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} search-select --trials {input:q} --grid {params.grid:q}"
         " --metric {params.metric:q} --model {wildcards.model:q} --fold {wildcards.fold:q}"

@@ -19,10 +19,10 @@ rule transcribe:
         "../../envs/transcribe.yaml"
     log:
         f"{RESULTS}/logs/{{corpus}}/transcribe.log",
-    threads: res("transcribe", "threads")
+    threads: 1
     resources:
-        mem_mb=res("transcribe", "mem_mb"),
-        runtime=res("transcribe", "runtime"),
+        mem_mb=2000,
+        runtime=60,
     shell:
         "{params.cli} transcribe --input {params.manifest:q} --output {output.manifest:q}"
         " --words-dir {output.words:q} --mode {params.mode:q} --language {params.language:q}"

@@ -41,6 +41,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from affectflow.devices import resolve_device
 from affectflow.features.base import (BatchExtractor, ExtractionError, ExtractorSetupError, FeatureResult,
                                      Utterance, mean_std_names, register)
 from affectflow.features.params import param
@@ -87,11 +88,7 @@ class SslConfig:
 
 
 def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return resolve_device(name)  # auto: the GPU a Slurm job was given, else the CPU
 
 
 @lru_cache(maxsize=2)

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from affectflow.devices import auto_device
 from affectflow.features.base import (ExtractionError, Extractor, ExtractorSetupError, FeatureResult, NotApplicable,
                                      Utterance, register)
 from affectflow.features.packaged import PackagedModelError, resolve
@@ -88,7 +89,7 @@ class Text(Extractor[TextConfig]):
             raise NotApplicable("no transcript")
         device = config.device
         if device == "auto":  # the values do not depend on it: `device` is not in the cache key
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = auto_device()
         tokenizer, encoder = load_encoder(config.model, config.allow_download, device)
         max_tokens = config.max_tokens
         context = utt.context.split() if config.use_context else []

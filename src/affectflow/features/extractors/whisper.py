@@ -23,6 +23,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from affectflow.devices import auto_device
 from affectflow.features.base import (BatchExtractor, ExtractionError, ExtractorSetupError, FeatureResult,
                                      Utterance, mean_std_names, register)
 from affectflow.features.params import param
@@ -39,7 +40,7 @@ def _model(model: str, device: str, compute_type: str, cpu_threads: int, allow_d
     if device == "auto":
         import ctranslate2
 
-        device = "cuda" if ctranslate2.get_cuda_device_count() else "cpu"
+        device = auto_device(lambda: ctranslate2.get_cuda_device_count() > 0)
     return load_model(model, device, compute_type, cpu_threads, allow_download)
 
 
